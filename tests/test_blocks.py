@@ -1,0 +1,243 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from wgimask.blocks import (
+    Binarization,
+    DilatedConv2DTranspose,
+    FrobeniusNormConstraint,
+    FunnelBlock,
+    InpaintingConstraint,
+    ParallelDilatedBlock,
+    hard_sigmoid,
+    round_straight_through,
+)
+
+
+def test_hard_sigmoid_is_the_keras2_form():
+    x = np.array([-5.0, -2.5, -1.0, 0.0, 1.0, 2.5, 5.0], np.float32)
+    expected = np.clip(0.2 * x + 0.5, 0, 1)
+    np.testing.assert_allclose(hard_sigmoid(x), expected, atol=1e-7)
+    # Keras 3's own hard_sigmoid differs (slope 1/6): make sure we are not it.
+    assert not np.allclose(keras.activations.hard_sigmoid(x), expected)
+
+
+def test_frobenius_constraint_clips_whole_tensor_only_when_needed():
+    constraint = FrobeniusNormConstraint(1.0)
+    big = tf.random.normal((5, 5, 4, 8))
+    clipped = constraint(big)
+    assert abs(float(tf.norm(clipped)) - 1.0) < 1e-5
+    # Direction kept: it is a rescaling of the whole tensor.
+    np.testing.assert_allclose(
+        clipped / tf.norm(clipped), big / tf.norm(big), atol=1e-6
+    )
+    small = big / (10 * tf.norm(big))
+    np.testing.assert_allclose(constraint(small), small)
+    with pytest.raises(ValueError, match="received 0"):
+        FrobeniusNormConstraint(0)
+
+
+def _reference_transposed_conv(z, kernel, dilation):
+    """A transposed convolution by its definition: the adjoint of Conv2D.
+
+    conv2d_transpose(z, K) is the gradient with respect to x of
+    <conv2d(x, K), z>, with K in Conv2DTranspose layout (k, k, out, in).
+    """
+    x = tf.zeros((*z.shape[:3], kernel.shape[2]))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.nn.convolution(x, kernel, padding="SAME", dilations=dilation)
+        inner = tf.reduce_sum(y * z)
+    return tape.gradient(inner, x)
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 5])
+def test_dilated_transposed_conv_matches_definition(dilation):
+    layer = DilatedConv2DTranspose(3, 5, dilation_rate=dilation, use_bias=False)
+    z = tf.random.normal((2, 12, 17, 4))
+    out = layer(z)
+    reference = _reference_transposed_conv(z, layer.kernel, dilation)
+    np.testing.assert_allclose(out, reference, atol=1e-5)
+
+
+def _numpy_transposed_conv(z, kernel, dilation):
+    """Scatter form: each input pixel adds its kernel-weighted copy around it."""
+    z, kernel = np.asarray(z), np.asarray(kernel)
+    batch, height, width, _ = z.shape
+    k = kernel.shape[0]
+    half = (k - 1) // 2
+    out = np.zeros((batch, height, width, kernel.shape[2]))
+    for a in range(k):
+        for b in range(k):
+            di, dj = dilation * (a - half), dilation * (b - half)
+            contrib = z @ kernel[a, b].T  # (batch, h, w, out)
+            src_i = slice(max(0, -di), min(height, height - di))
+            src_j = slice(max(0, -dj), min(width, width - dj))
+            dst_i = slice(max(0, di), min(height, height + di))
+            dst_j = slice(max(0, dj), min(width, width + dj))
+            out[:, dst_i, dst_j] += contrib[:, src_i, src_j]
+    return out
+
+
+@pytest.mark.parametrize("dilation", [2, 5])
+def test_dilated_transposed_conv_matches_scatter_form(dilation):
+    layer = DilatedConv2DTranspose(2, 5, dilation_rate=dilation, use_bias=False)
+    z = tf.random.normal((1, 11, 14, 3))
+    np.testing.assert_allclose(
+        layer(z), _numpy_transposed_conv(z, layer.kernel, dilation), atol=1e-5
+    )
+
+
+def test_dilated_transposed_conv_trains_on_cpu():
+    layer = DilatedConv2DTranspose(2, 5, dilation_rate=5)
+    z = tf.random.normal((1, 8, 8, 3))
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        loss = tf.reduce_sum(layer(z) ** 2)
+    grad_z, grad_k = tape.gradient(loss, [z, layer.kernel])
+    assert float(tf.reduce_sum(tf.abs(grad_z))) > 0
+    assert float(tf.reduce_sum(tf.abs(grad_k))) > 0
+
+
+def test_dilated_transposed_conv_uses_conv2d_transpose_weights():
+    # Without dilation the CPU kernel of Conv2DTranspose works: same weights,
+    # same numbers, so reference Keras weights load unchanged.
+    z = tf.random.normal((1, 9, 11, 4))
+    ours = DilatedConv2DTranspose(6, 5, activation="elu")
+    stock = keras.layers.Conv2DTranspose(6, 5, padding="same", activation="elu")
+    ours.build(z.shape)
+    stock.build(z.shape)
+    ours.set_weights([w + 0.1 for w in stock.get_weights()])
+    stock.set_weights([w + 0.1 for w in stock.get_weights()])
+    np.testing.assert_allclose(ours(z), stock(z), atol=1e-5)
+
+
+def test_dilated_transposed_conv_rejects_even_kernels():
+    with pytest.raises(ValueError, match="odd"):
+        DilatedConv2DTranspose(3, 4)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_parallel_block_branches(transposed):
+    block = ParallelDilatedBlock(16, transposed=transposed, name="block")
+    out = block(tf.random.normal((2, 8, 12, 5)))
+    assert out.shape == (2, 8, 12, 16)
+    assert [b.dilation_rate for b in block.branches] in (
+        [2, 5, 1],
+        [(2, 2), (5, 5), (1, 1)],
+    )
+    assert [b.filters for b in block.branches] == [4, 4, 8]
+    assert np.all(out.numpy() > -1.0)  # ELU range
+    with pytest.raises(ValueError, match="multiple of 4.*received 10"):
+        ParallelDilatedBlock(10)
+
+
+def test_funnel_block_strides_and_constrains():
+    block = FunnelBlock(8, padding="valid")
+    out = block(tf.random.normal((2, 13, 13, 3)))
+    assert out.shape == (2, 5, 5, 8)
+    assert isinstance(block.conv.kernel_constraint, FrobeniusNormConstraint)
+    with pytest.raises(ValueError, match="padding"):
+        FunnelBlock(8, padding="causal")
+
+
+def test_inpainting_constraint_keeps_known_pixels():
+    f = tf.random.uniform((2, 8, 8, 3))
+    mask = tf.cast(tf.random.uniform((2, 8, 8, 1)) < 0.3, tf.float32)
+    g = tf.random.uniform((2, 8, 8, 3))
+    u = InpaintingConstraint()([g, f * mask, mask]).numpy()
+    m = np.broadcast_to(mask.numpy() > 0, u.shape)
+    assert np.array_equal(u[m], f.numpy()[m])
+    assert np.array_equal(u[~m], g.numpy()[~m])
+
+
+def test_hard_rounding_is_binary_with_identity_gradient():
+    c = tf.constant([[0.0, 0.2, 0.49, 0.5, 0.51, 0.8, 1.0]])
+    upstream = tf.constant([[1.0, -2.0, 3.0, 0.5, -0.7, 4.0, 9.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(c)
+        b = round_straight_through(c)
+        loss = tf.reduce_sum(b * upstream)
+    np.testing.assert_array_equal(b, [[0, 0, 0, 1, 1, 1, 1]])
+    np.testing.assert_array_equal(tape.gradient(loss, c), upstream)
+
+
+@pytest.mark.parametrize(
+    "operator", ["hard_rounding", "additive_noise", "stochastic_rounding"]
+)
+def test_binarization_layer_gradient_is_upstream(operator):
+    layer = Binarization(operator, seed=3)
+    c = tf.random.uniform((2, 6, 7, 1))
+    upstream = tf.random.normal((2, 6, 7, 1))
+    with tf.GradientTape() as tape:
+        tape.watch(c)
+        loss = tf.reduce_sum(layer(c, training=True) * upstream)
+    np.testing.assert_allclose(tape.gradient(loss, c), upstream, atol=1e-7)
+
+
+def test_additive_noise_statistics():
+    layer = Binarization("additive_noise", seed=0)
+    c = tf.fill((200_000,), 0.3)
+    eps = (layer(c, training=True) - c).numpy()
+    assert eps.min() >= 0.0 and eps.max() <= 0.5
+    # U[0, 0.5]: mean 0.25, variance 0.5**2 / 12, flat histogram.
+    assert abs(eps.mean() - 0.25) < 0.003
+    assert abs(eps.var() - 0.25 / 12) < 0.001
+    hist, _ = np.histogram(eps, bins=5, range=(0, 0.5))
+    np.testing.assert_allclose(hist / eps.size, 0.2, atol=0.01)
+
+
+def test_stochastic_rounding_statistics():
+    layer = Binarization("stochastic_rounding", seed=0)
+    levels = np.array([0.0, 0.1, 0.25, 0.5, 0.9, 1.0], np.float32)
+    c = tf.constant(np.repeat(levels, 40_000))
+    b = layer(c, training=True).numpy().reshape(len(levels), -1)
+    assert set(np.unique(b)) <= {0.0, 1.0}
+    # P(b = 1) = c - floor(c), plus floor(c) = 1 at c = 1.
+    np.testing.assert_allclose(b.mean(axis=1), levels, atol=0.01)
+
+
+def test_random_operators_round_at_inference():
+    c = tf.random.uniform((3, 5, 5, 1))
+    for operator in ("additive_noise", "stochastic_rounding"):
+        out = Binarization(operator)(c, training=False)
+        np.testing.assert_array_equal(out, np.floor(c.numpy() + 0.5))
+
+
+def test_binarization_rejects_unknown_operator():
+    with pytest.raises(ValueError, match="received 'sign'"):
+        Binarization("sign")
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        DilatedConv2DTranspose(4, 5, dilation_rate=2, activation="elu", name="t"),
+        ParallelDilatedBlock(8, transposed=True, name="tc"),
+        ParallelDilatedBlock(8, name="c"),
+        FunnelBlock(4, padding="same", name="f"),
+        Binarization("hard_rounding", name="b"),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
+def test_layers_round_trip_through_config_and_keras_file(layer, tmp_path):
+    x = tf.random.uniform((2, 8, 10, 1 if isinstance(layer, Binarization) else 3))
+    inputs = keras.Input(x.shape[1:])
+    model = keras.Model(inputs, layer(inputs))
+    expected = model(x)
+
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert type(restored.layers[-1]) is type(layer)
+    np.testing.assert_allclose(restored(x), expected, atol=1e-6)
+
+
+def test_constraint_round_trips():
+    c = FrobeniusNormConstraint(2.5)
+    assert FrobeniusNormConstraint.from_config(c.get_config()).max_norm == 2.5
+    assert keras.constraints.deserialize(keras.constraints.serialize(c)).max_norm == 2.5
