@@ -1,0 +1,191 @@
+"""Image quality metrics used in the paper's comparisons: PSNR, MAE, SSIM.
+
+All functions take numpy images in [0, 1] of shape (H, W) or (H, W, C) and
+return a Python float. The reference and the test image must have the same
+shape.
+
+- PSNR in dB with peak value 1 (the [0, 1] range), infinite for identical
+  images.
+- MAE on the 0-255 scale, as the paper reports it (Table 3).
+- SSIM (Wang et al. 2004) with the standard Gaussian window: 11 x 11,
+  sigma 1.5, K1 = 0.01, K2 = 0.03, population (not sample) covariances,
+  averaged over the valid window positions and over channels. Computed with
+  scikit-image's ``structural_similarity``; the tests check it against
+  ``tf.image.ssim`` with the same window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+# The Gaussian SSIM window of Wang et al.: sigma 1.5, truncated at 3.5 sigma,
+# which scikit-image turns into an 11 x 11 window.
+SSIM_SIGMA = 1.5
+SSIM_WINDOW = 11
+SSIM_IMPLEMENTATION = (
+    "scikit-image structural_similarity (Gaussian window 11x11, sigma 1.5, "
+    "K1=0.01, K2=0.03, population covariance, data range 1)"
+)
+
+
+def _pair(reference: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Checks shapes and returns both images as float64 arrays."""
+    reference = np.asarray(reference, dtype=np.float64)
+    test = np.asarray(test, dtype=np.float64)
+    if reference.shape != test.shape:
+        raise ValueError(
+            f"images must have the same shape, got {reference.shape} and {test.shape}"
+        )
+    if reference.ndim not in (2, 3) or (
+        reference.ndim == 3 and reference.shape[-1] not in (1, 3)
+    ):
+        raise ValueError(
+            f"images must have shape (H, W) or (H, W, C) with C = 1 or 3, "
+            f"got {reference.shape}"
+        )
+    if reference.size == 0:
+        raise ValueError(f"images must not be empty, got shape {reference.shape}")
+    return reference, test
+
+
+def mse(reference: np.ndarray, test: np.ndarray) -> float:
+    """Mean squared error on the [0, 1] scale.
+
+    Args:
+        reference: Original image in [0, 1], shape (H, W) or (H, W, C).
+        test: Reconstructed image, same shape.
+
+    Returns:
+        The mean of the squared differences over all pixels and channels.
+
+    Raises:
+        ValueError: If the shapes differ or are not image shapes.
+    """
+    reference, test = _pair(reference, test)
+    return float(np.mean((reference - test) ** 2))
+
+
+def psnr(reference: np.ndarray, test: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB with peak value 1.
+
+    Args:
+        reference: Original image in [0, 1], shape (H, W) or (H, W, C).
+        test: Reconstructed image, same shape.
+
+    Returns:
+        ``10 * log10(1 / MSE)``; ``inf`` when the images are identical.
+
+    Raises:
+        ValueError: If the shapes differ or are not image shapes.
+    """
+    error = mse(reference, test)
+    if error == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(1.0 / error))
+
+
+def mae_255(reference: np.ndarray, test: np.ndarray) -> float:
+    """Mean absolute error on the 0-255 scale (the paper's MAE).
+
+    Args:
+        reference: Original image in [0, 1], shape (H, W) or (H, W, C).
+        test: Reconstructed image, same shape.
+
+    Returns:
+        ``255 * mean(|reference - test|)`` over all pixels and channels.
+
+    Raises:
+        ValueError: If the shapes differ or are not image shapes.
+    """
+    reference, test = _pair(reference, test)
+    return float(255.0 * np.mean(np.abs(reference - test)))
+
+
+def ssim(reference: np.ndarray, test: np.ndarray) -> float:
+    """Structural similarity with the standard 11 x 11 Gaussian window.
+
+    Uses scikit-image (``gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1``); for colour images the SSIM
+    of each channel is averaged, as ``tf.image.ssim`` does.
+
+    Args:
+        reference: Original image in [0, 1], shape (H, W) or (H, W, C); both
+            sides must be at least 11 pixels.
+        test: Reconstructed image, same shape.
+
+    Returns:
+        The mean SSIM, 1.0 for identical images.
+
+    Raises:
+        ValueError: If the shapes differ, are not image shapes, or are smaller
+            than the window.
+    """
+    reference, test = _pair(reference, test)
+    if min(reference.shape[:2]) < SSIM_WINDOW:
+        raise ValueError(
+            f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, "
+            f"got {reference.shape[:2]}"
+        )
+    if reference.ndim == 3 and reference.shape[-1] == 1:
+        reference, test = reference[..., 0], test[..., 0]
+    return float(
+        structural_similarity(
+            reference,
+            test,
+            gaussian_weights=True,
+            sigma=SSIM_SIGMA,
+            use_sample_covariance=False,
+            data_range=1.0,
+            channel_axis=-1 if reference.ndim == 3 else None,
+        )
+    )
+
+
+def all_metrics(reference: np.ndarray, test: np.ndarray) -> dict[str, float]:
+    """PSNR, MAE (0-255) and SSIM of one image pair.
+
+    Args:
+        reference: Original image in [0, 1], shape (H, W) or (H, W, C).
+        test: Reconstructed image, same shape.
+
+    Returns:
+        A dict with the keys ``psnr``, ``mae`` and ``ssim``.
+    """
+    return {
+        "psnr": psnr(reference, test),
+        "mae": mae_255(reference, test),
+        "ssim": ssim(reference, test),
+    }
+
+
+def mean_metrics(
+    references: Sequence[np.ndarray], tests: Sequence[np.ndarray]
+) -> dict[str, float]:
+    """Per-image PSNR, MAE and SSIM averaged over a set of images.
+
+    Each metric is computed per image and then averaged, the way the paper's
+    tables average over a test set (so PSNR is a mean of dB values, not the
+    PSNR of the mean MSE).
+
+    Args:
+        references: Original images.
+        tests: Reconstructions, one per original, same shapes.
+
+    Returns:
+        A dict with the keys ``psnr``, ``mae`` and ``ssim``.
+
+    Raises:
+        ValueError: If the sequences are empty or of different lengths.
+    """
+    if len(references) != len(tests):
+        raise ValueError(
+            f"need one reconstruction per image, got {len(references)} images "
+            f"and {len(tests)} reconstructions"
+        )
+    if not references:
+        raise ValueError("need at least one image, got none")
+    rows = [all_metrics(r, t) for r, t in zip(references, tests, strict=True)]
+    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
