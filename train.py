@@ -1,0 +1,128 @@
+"""Trains the mask GAN (or the inpainting WGAN alone) and exports it.
+
+    python train.py --density=0.05                     # small CPU job, embedded photos
+    python train.py --density=0.1 --preset=paper --data_dir=/data/imagenet64
+    python train.py --model_dir=runs/default --export_only
+
+Rerunning with the same --model_dir resumes from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+
+from absl import app, flags, logging  # noqa: E402
+
+from wgimask import training  # noqa: E402
+
+_DEFAULTS = training.TrainingConfig()
+FLAGS = flags.FLAGS
+
+flags.DEFINE_float("density", _DEFAULTS.density, "Target mask density D in (0, 1).")
+flags.DEFINE_enum(
+    "mode",
+    _DEFAULTS.mode,
+    training.MODES,
+    "joint: mask GAN; inpaint: inpainting WGAN on uniformly random masks.",
+)
+flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Image folder (searched recursively); "
+    "default: the photos shipped with scikit-image.",
+)
+flags.DEFINE_integer(
+    "image_size", _DEFAULTS.image_size, "Training crop side, a multiple of 8."
+)
+flags.DEFINE_enum("color", "rgb", ["rgb", "grey"], "Colour or greyscale networks.")
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size.")
+flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Number of epochs.")
+flags.DEFINE_integer("steps_per_epoch", _DEFAULTS.steps_per_epoch, "Steps per epoch.")
+flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam learning rate.")
+flags.DEFINE_enum(
+    "lr_schedule",
+    _DEFAULTS.lr_schedule,
+    training.LR_SCHEDULES,
+    "Learning-rate schedule.",
+)
+flags.DEFINE_float("alpha", _DEFAULTS.alpha, "Adversarial weight of Eq. 3.")
+flags.DEFINE_float("beta", _DEFAULTS.beta, "Inpainting-error weight of Eq. 4.")
+flags.DEFINE_enum(
+    "binarisation",
+    _DEFAULTS.binarisation,
+    training.BINARISATION_OPERATORS,
+    "Mask binarisation (Table 1).",
+)
+flags.DEFINE_enum(
+    "model_size",
+    _DEFAULTS.model_size,
+    sorted(training.MODEL_SIZES),
+    "Network width; 'paper' is the reference.",
+)
+flags.DEFINE_string(
+    "model_dir", _DEFAULTS.model_dir, "Checkpoints, TensorBoard logs and exports."
+)
+flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed.")
+flags.DEFINE_float(
+    "validation_fraction",
+    _DEFAULTS.validation_fraction,
+    "Fraction of images held out for validation.",
+)
+flags.DEFINE_enum(
+    "validation_crops",
+    _DEFAULTS.validation_crops,
+    ["center", "tiles"],
+    "One centre crop per validation image, or a grid of crops.",
+)
+flags.DEFINE_integer(
+    "checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints."
+)
+flags.DEFINE_boolean("jit_compile", _DEFAULTS.jit_compile, "Compile the step with XLA.")
+flags.DEFINE_enum(
+    "preset",
+    None,
+    sorted(training.PRESETS),
+    "The paper's settings; flags given explicitly still win.",
+)
+flags.DEFINE_boolean("export_only", False, "Export an existing --model_dir and stop.")
+
+
+def config_from_flags() -> training.TrainingConfig:
+    """Packs the flags into a validated `TrainingConfig`."""
+    fields = {f.name for f in dataclasses.fields(training.TrainingConfig)}
+    values = {name: FLAGS[name].value for name in fields if name in FLAGS}
+    values["channels"] = 3 if FLAGS.color == "rgb" else 1
+    if FLAGS.preset:
+        for name, value in training.PRESETS[FLAGS.preset].items():
+            if not FLAGS[name].present:
+                values[name] = value
+    return training.TrainingConfig(**values).validate()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        config = config_from_flags()
+    except ValueError as error:
+        # One line naming the flag: the field names are the flag names.
+        sys.exit(f"train.py: --{error}")
+    logging.set_verbosity(logging.INFO)
+    if FLAGS.export_only:
+        print(f"Exported {training.export_run(config.model_dir)}")
+        return
+    try:
+        # Data problems are reported before any model is built.
+        images = training.prepare_images(config)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+        sys.exit(f"train.py: --data_dir: {error}")
+    training.train(config, images=images)
+    print(f"Exported models to {config.model_dir}/export")
+
+
+if __name__ == "__main__":
+    app.run(main)
