@@ -21,7 +21,9 @@ def synthetic_image(height: int, width: int, seed: int) -> np.ndarray:
     return np.clip(np.stack(channels, -1), 0, 1).astype(np.float32)
 
 
-def write_images(folder: pathlib.Path, count: int = 6, size=(48, 64)) -> list[pathlib.Path]:
+def write_images(
+    folder: pathlib.Path, count: int = 6, size=(48, 64)
+) -> list[pathlib.Path]:
     """Writes `count` synthetic PNG photos into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

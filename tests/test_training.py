@@ -80,13 +80,17 @@ def test_density_term_moves_mask_density_towards_target(tmp_path):
     trainer = Trainer(config)
     dataset = trainer.add_noise(data.training_dataset(images, 32, 4, seed=0))
     iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
-    densities = [float(trainer.train_step(next(iterator))["density"]) for _ in range(12)]
+    densities = [
+        float(trainer.train_step(next(iterator))["density"]) for _ in range(12)
+    ]
     assert abs(np.mean(densities[-3:]) - 0.1) < abs(densities[0] - 0.1) / 2
 
 
 def test_inpaint_mode_uses_exact_random_masks(tmp_path):
     images = [synthetic_image(48, 64, seed=i) for i in range(3)]
-    config = TrainingConfig(mode="inpaint", density=0.2, model_dir=str(tmp_path), **TINY)
+    config = TrainingConfig(
+        mode="inpaint", density=0.2, model_dir=str(tmp_path), **TINY
+    )
     trainer = Trainer(config)
     assert trainer.mask_generator is None
     dataset = trainer.add_noise(data.training_dataset(images, 32, 4, seed=0))

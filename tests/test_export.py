@@ -1,0 +1,99 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from wgimask import export
+from wgimask.networks import Critic, InpaintingGenerator, MaskGenerator
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("run")
+    keras.utils.set_random_seed(7)
+    g = InpaintingGenerator(None, 3, "tiny")
+    m = MaskGenerator(None, 3, "tiny")
+    d = Critic(32, 3, "tiny")
+    path = export.export_models(model_dir, g, m, d)
+    return path, g, m
+
+
+def test_export_layout_and_atomic_replacement(exported, tmp_path):
+    path, g, m = exported
+    assert sorted(p.name for p in path.iterdir()) == [
+        "critic.keras",
+        "generator.keras",
+        "inpainter",
+        "mask_gan",
+        "mask_generator.keras",
+    ]
+    # Leftover temporary folders would mean a non-atomic write.
+    assert [p.name for p in path.parent.iterdir()] == ["export"]
+    # Re-exporting replaces the folder; an inpainting-only run has no mask_gan.
+    again = export.export_models(path.parent, g)
+    assert sorted(p.name for p in again.iterdir()) == ["generator.keras", "inpainter"]
+    export.export_models(path.parent, g, m, None)
+
+
+def test_savedmodels_match_in_memory_models_in_fresh_process(exported, tmp_path):
+    path, g, m = exported
+    rng = np.random.default_rng(0)
+    image = rng.uniform(size=(2, 16, 24, 3)).astype(np.float32)
+    mask = (rng.uniform(size=(2, 16, 24, 1)) < 0.2).astype(np.float32)
+    np.save(tmp_path / "image.npy", image)
+    np.save(tmp_path / "mask.npy", mask)
+    expected = export.mask_gan(g, m.confidence_model(), tf.constant(image))
+    expected_inpainter = export.inpaint(g, tf.constant(image), tf.constant(mask))
+
+    script = textwrap.dedent(
+        f"""
+        import json, numpy as np, tensorflow as tf
+        out = {{}}
+        image = np.load({str(tmp_path / "image.npy")!r})
+        mask = np.load({str(tmp_path / "mask.npy")!r})
+        gan = tf.saved_model.load({str(path / "mask_gan")!r})
+        result = gan.signatures["serving_default"](image=tf.constant(image))
+        for key, value in result.items():
+            np.save({str(tmp_path)!r} + "/gan_" + key + ".npy", value.numpy())
+        inp = tf.saved_model.load({str(path / "inpainter")!r})
+        result = inp.signatures["serving_default"](
+            image=tf.constant(image), mask=tf.constant(mask))
+        np.save({str(tmp_path)!r} + "/inpainted.npy", result["inpainted"].numpy())
+        # Plain Keras: the .keras files open after importing the package.
+        import keras, wgimask
+        g = keras.models.load_model({str(path / "generator.keras")!r})
+        u = g({{"known": image * mask, "mask": mask, "seed": np.zeros_like(image)}})
+        np.save({str(tmp_path)!r} + "/keras_u.npy", np.asarray(u))
+        print(json.dumps(sorted(result)))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["inpainted"]
+    for key in ("mask", "confidence", "inpainted"):
+        np.testing.assert_allclose(
+            np.load(tmp_path / f"gan_{key}.npy"), expected[key], atol=1e-5
+        )
+    served_mask = np.load(tmp_path / "gan_mask.npy")
+    assert set(np.unique(served_mask)) <= {0.0, 1.0}
+    np.testing.assert_allclose(
+        np.load(tmp_path / "inpainted.npy"), expected_inpainter, atol=1e-5
+    )
+    zero_seed = g({"known": image * mask, "mask": mask, "seed": np.zeros_like(image)})
+    np.testing.assert_allclose(np.load(tmp_path / "keras_u.npy"), zero_seed, atol=1e-5)
+
+
+def test_serving_is_deterministic(exported):
+    _, g, m = exported
+    image = tf.random.uniform((1, 16, 16, 3))
+    first = export.mask_gan(g, m.confidence_model(), image)
+    second = export.mask_gan(g, m.confidence_model(), image)
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key])

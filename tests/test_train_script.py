@@ -1,0 +1,97 @@
+"""The train.py entry script: flags, one-line errors, SIGKILL and resume."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+from helpers import write_images
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import train  # noqa: E402
+
+
+@pytest.fixture
+def flags_parsed():
+    def parse(*argv, pack=True):
+        train.FLAGS.unparse_flags()
+        train.FLAGS(["train.py", *argv])
+        return train.config_from_flags() if pack else None
+
+    yield parse
+    train.FLAGS.unparse_flags()
+
+
+def test_flags_pack_into_config(flags_parsed):
+    config = flags_parsed("--density=0.1", "--color=grey", "--mode=inpaint")
+    assert (config.density, config.channels, config.mode) == (0.1, 1, "inpaint")
+
+
+def test_paper_preset_yields_to_explicit_flags(flags_parsed):
+    config = flags_parsed("--preset=paper", "--batch_size=64")
+    assert config.model_size == "paper" and config.image_size == 64
+    assert config.learning_rate == 5e-5 and config.epochs == 1000
+    assert config.batch_size == 64
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--density=1.5"], "--density"),
+        (["--image_size=20"], "--image_size"),
+        (["--steps_per_epoch=-3"], "--steps_per_epoch"),
+    ],
+)
+def test_invalid_flags_stop_with_one_line_naming_the_flag(flags_parsed, argv, flag):
+    flags_parsed(*argv, pack=False)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["train.py"])
+    message = str(exit_info.value.code)
+    assert "\n" not in message and flag in message
+
+
+def test_killed_run_resumes_and_exports(tmp_path):
+    write_images(tmp_path / "photos")
+    model_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        f"--data_dir={tmp_path / 'photos'}",
+        f"--model_dir={model_dir}",
+        "--density=0.1",
+        "--image_size=32",
+        "--batch_size=4",
+        "--model_size=tiny",
+        "--epochs=2",
+        "--steps_per_epoch=6",
+        "--checkpoint_every=2",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    deadline = time.time() + 240
+    index = model_dir / "checkpoints" / "checkpoint"
+    while not index.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert index.exists(), "no checkpoint was written"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    saved_step = int(saved.rsplit("-", 1)[1])
+    assert 2 <= saved_step < 12
+
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Resuming joint training at step {saved_step} of 12" in done.stderr
+    final = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    assert final.endswith("-12")
+    served = tf.saved_model.load(str(model_dir / "export" / "mask_gan"))
+    signature = served.signatures["serving_default"]
+    assert set(signature.structured_outputs) == {"mask", "confidence", "inpainted"}
+    assert list(signature.structured_input_signature[1]) == ["image"]
