@@ -10,6 +10,7 @@ Rerunning with the same --model_dir resumes from its latest checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import logging as std_logging
 import os
 import sys
 
@@ -112,6 +113,8 @@ def main(argv):
         # One line naming the flag: the field names are the flag names.
         sys.exit(f"train.py: --{error}")
     logging.set_verbosity(logging.INFO)
+    # Keep TensorFlow's own INFO chatter (checkpoint sharding) out of the log.
+    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
     if FLAGS.export_only:
         print(f"Exported {training.export_run(config.model_dir)}")
         return
