@@ -76,8 +76,9 @@ flags.DEFINE_float(
 flags.DEFINE_enum(
     "validation_crops",
     _DEFAULTS.validation_crops,
-    ["center", "tiles"],
-    "One centre crop per validation image, or a grid of crops.",
+    training.VALIDATION_CROPS,
+    "center: one centre crop per validation image (the paper); tiles: a grid of "
+    "crops; auto: tiles for the embedded photos, center for --data_dir.",
 )
 flags.DEFINE_integer(
     "checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints."

@@ -39,6 +39,7 @@ from wgimask.networks import (
 
 MODES = ("joint", "inpaint")
 LR_SCHEDULES = ("constant", "cosine")
+VALIDATION_CROPS = ("auto", "center", "tiles")
 # Number of validation images written to TensorBoard at each epoch end.
 SUMMARY_IMAGES = 4
 
@@ -94,8 +95,10 @@ class TrainingConfig:
         model_dir: Where checkpoints, summaries and exports go.
         seed: Seed of initialisation, data split, crops and noise.
         validation_fraction: Fraction of the images kept for validation.
-        validation_crops: "center" (one centre crop per image, as in the paper)
-            or "tiles" (a grid of crops per image).
+        validation_crops: "center" (one centre crop per image, as in the paper),
+            "tiles" (a grid of crops per image), or "auto": tiles for the few
+            large embedded photos (one centre crop each would make a noisy
+            validation set of one or two crops), centre crops for a folder.
         checkpoint_every: Steps between checkpoints (also saved at epoch ends).
         jit_compile: Compile the training step with XLA.
     """
@@ -117,7 +120,7 @@ class TrainingConfig:
     model_dir: str = "runs/default"
     seed: int = 0
     validation_fraction: float = 0.2
-    validation_crops: str = "center"
+    validation_crops: str = "auto"
     checkpoint_every: int = 50
     jit_compile: bool = False
 
@@ -161,8 +164,8 @@ class TrainingConfig:
             fail("model_size", f"one of {sorted(MODEL_SIZES)}")
         if not 0.0 <= self.validation_fraction < 1.0:
             fail("validation_fraction", "in [0, 1)")
-        if self.validation_crops not in ("center", "tiles"):
-            fail("validation_crops", "'center' or 'tiles'")
+        if self.validation_crops not in VALIDATION_CROPS:
+            fail("validation_crops", f"one of {VALIDATION_CROPS}")
         if self.seed < 0:
             fail("seed", "non-negative")
         return self
@@ -475,6 +478,13 @@ class Trainer:
         tmp.replace(tmp.with_suffix(""))
 
 
+def validation_crop_mode(config: TrainingConfig) -> str:
+    """The `data.validation_crops` mode that "auto" stands for."""
+    if config.validation_crops != "auto":
+        return config.validation_crops
+    return "tiles" if config.data_dir is None else "center"
+
+
 def prepare_images(config: TrainingConfig):
     """Loads and splits the images; fails before any model is built.
 
@@ -554,7 +564,7 @@ def train(
     validation = (
         trainer.validation_batch(
             data.validation_crops(
-                val_images, config.image_size, crops=config.validation_crops
+                val_images, config.image_size, crops=validation_crop_mode(config)
             )
         )
         if val_images
