@@ -104,11 +104,13 @@ def main(argv: list[str]) -> None:
         sys.exit(f"evaluate.py: --{fields.get(error.field, error.field)}: {error}")
     try:
         result = evaluation.run_evaluation(config)
-    except (evaluation.MissingModelsError, ValueError) as error:
+    except (evaluation.MissingModelsError, evaluation.EvaluationError) as error:
         sys.exit(f"evaluate.py: {error}")
     print(result.markdown)
-    print(f"Wrote {result.output_dir}/results.csv, per_image.csv, results.md and "
-          f"{len(result.figures)} figure(s) in {result.output_dir}/figures")
+    print(
+        f"Wrote {result.output_dir}/results.csv, per_image.csv, results.md and "
+        f"{len(result.figures)} figure(s) in {result.output_dir}/figures"
+    )
 
 
 if __name__ == "__main__":

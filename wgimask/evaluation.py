@@ -35,7 +35,6 @@ import csv
 import dataclasses
 import json
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -440,8 +439,8 @@ class SavedModelFunction:
         device: ``auto`` or ``cpu`` (runs under ``tf.device('/CPU:0')``).
 
     Raises:
-        ValueError: If the signature lacks an input or output, or its image
-            input does not state a channel count of 1 or 3.
+        EvaluationError: If the signature lacks an input or output, or its
+            image input does not state a channel count of 1 or 3.
     """
 
     def __init__(
@@ -461,11 +460,13 @@ class SavedModelFunction:
         try:
             self._fn = self._loaded.signatures["serving_default"]
         except KeyError:
-            raise ValueError(f"{self.path} has no serving_default signature") from None
+            raise EvaluationError(
+                f"{self.path} has no serving_default signature"
+            ) from None
         specs = self._fn.structured_input_signature[1]
         missing = [name for name in inputs if name not in specs]
         if missing:
-            raise ValueError(
+            raise EvaluationError(
                 f"{self.path}: the signature takes {sorted(specs)}, "
                 f"missing input(s) {missing}"
             )
@@ -473,13 +474,13 @@ class SavedModelFunction:
         self.outputs = tuple(outputs)
         returned = set(self._fn.structured_outputs)
         if not set(outputs) <= returned:
-            raise ValueError(
+            raise EvaluationError(
                 f"{self.path}: the signature returns {sorted(returned)}, "
                 f"expected {list(outputs)}"
             )
         channels = specs["image"].shape[-1]
         if channels not in (1, 3):
-            raise ValueError(
+            raise EvaluationError(
                 f"{self.path}: the image input must have 1 or 3 channels, "
                 f"the signature says {specs['image'].shape}"
             )
@@ -540,7 +541,7 @@ class LearnedModels:
             detail = ", ".join(
                 f"{f.path} has {f.channels}" for f in self._functions.values()
             )
-            raise ValueError(
+            raise EvaluationError(
                 f"the learned models disagree on the channel count ({detail}); "
                 f"evaluate grey and colour models in separate runs"
             )
@@ -707,66 +708,65 @@ def load_evaluation_images(
 ) -> list[tuple[int, str, np.ndarray]]:
     """Loads and centre-crops the images to evaluate.
 
-    Unreadable images and images smaller than the crop are skipped with a
-    warning.
+    Unreadable files are skipped with a warning (logged by ``wgimask.data``);
+    images smaller than the crop are upscaled first (``data.center_crop``).
 
     Args:
-        data_dir: Folder of images, or ``None`` for the embedded photos.
+        data_dir: Folder of images (searched recursively), or ``None`` for the
+            embedded photos.
         image_size: Side of the centre crop.
         channels: 1 or 3.
         max_images: Stop after this many usable images (``None``: all).
 
     Returns:
         ``(index, name, image)`` triples; ``index`` is the position in the
-        folder listing (it seeds the random masks), ``image`` is float32
+        sorted file listing (it seeds the random masks), ``name`` the path
+        relative to ``data_dir`` (or the photo's name), ``image`` float32
         (S, S, C) in [0, 1].
 
     Raises:
-        ValueError: If no usable image is left.
+        EvaluationError: If the folder holds no image file or none is usable.
     """
     from wgimask import data
 
     if data_dir is None:
-        names = list(data.EMBEDDED_PHOTO_NAMES)
         photos = data.embedded_photos(channels)
-        candidates: list[tuple[str, Callable[[], np.ndarray]]] = [
-            (name, lambda photo=photo: photo)
-            for name, photo in zip(names, photos, strict=True)
+        candidates: list[tuple[str, Callable[[], list[np.ndarray]]]] = [
+            (name, lambda photo=photo: [photo])
+            for name, photo in zip(data.EMBEDDED_PHOTO_NAMES, photos, strict=True)
         ]
         source = "the embedded photos"
     else:
-        paths = data.list_image_files(data_dir)
-
-        def loader(path: Any) -> Callable[[], np.ndarray]:
-            return lambda: data.load_images([path], channels)[0][0]
-
-        candidates = [(Path(p).name, loader(p)) for p in paths]
+        try:
+            paths = data.list_image_files(data_dir)
+        except ValueError as error:
+            raise EvaluationError(str(error)) from None
+        candidates = [
+            (
+                p.relative_to(data_dir).as_posix()
+                if p.is_relative_to(data_dir)
+                else p.name,
+                lambda p=p: data.load_images([p], channels)[0],
+            )
+            for p in map(Path, paths)
+        ]
         source = str(data_dir)
     images = []
     for index, (name, load) in enumerate(candidates):
         if max_images is not None and len(images) >= max_images:
             break
         try:
-            image = data.center_crop(load(), image_size)
-        except (ValueError, OSError) as error:
-            warnings.warn(f"skipping image {name}: {error}", stacklevel=2)
+            (image,) = load()
+        except ValueError:
+            continue  # unreadable; data.load_images has logged a warning
+        try:
+            image = data.center_crop(image, image_size)
+        except ValueError as error:
+            logger.warning("Skipping image %s: %s", name, error)
             continue
-        image = np.asarray(image, np.float32)
-        if image.ndim == 2:
-            image = image[..., None]
-        if image.shape != (image_size, image_size, channels):
-            warnings.warn(
-                f"skipping image {name}: cropped to {image.shape}, expected "
-                f"{(image_size, image_size, channels)}",
-                stacklevel=2,
-            )
-            continue
-        images.append((index, name, image))
+        images.append((index, name, np.asarray(image, np.float32)))
     if not images:
-        raise ValueError(
-            f"no usable images in {source} (at least {image_size}x{image_size} "
-            f"pixels needed)"
-        )
+        raise EvaluationError(f"no usable image in {source}")
     return images
 
 
@@ -906,11 +906,9 @@ def _format(value: Any, key: str) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        if key == "density":
-            return f"{value:g}"
-        if key in ("seconds", "seconds_per_image", "seconds_per_image_batched"):
-            return f"{value:.6g}"
-        return f"{value:.6f}" if math.isfinite(value) else str(value)
+        # Densities as written on the command line; the rest with 10
+        # significant digits (inf stays "inf" for identical images).
+        return f"{value:g}" if key == "density" else f"{value:.10g}"
     return str(value)
 
 
@@ -1206,8 +1204,8 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
 
     Raises:
         MissingModelsError: If a method's learned models are not exported.
-        ValueError: If no usable image is left, or the learned models disagree
-            on the channel count or with ``config.channels``.
+        EvaluationError: If no usable image is left, or the learned models
+            disagree on the channel count or with ``config.channels``.
     """
     methods = config.parsed_methods
     needs = check_models(config)
@@ -1221,7 +1219,7 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
     channels = config.channels
     if models is not None and models.channels is not None:
         if channels is not None and channels != models.channels:
-            raise ValueError(
+            raise EvaluationError(
                 f"channels={channels} but the learned models take "
                 f"{models.channels}-channel images"
             )
