@@ -101,7 +101,9 @@ def main(argv: list[str]) -> None:
             progress=FLAGS.progress,
         )
     except evaluation.ConfigError as error:
-        sys.exit(f"evaluate.py: --{fields.get(error.field, error.field)}: {error}")
+        sys.exit(
+            f"evaluate.py: --{fields.get(error.field, error.field)}: {error.message}"
+        )
     try:
         result = evaluation.run_evaluation(config)
     except (evaluation.MissingModelsError, evaluation.EvaluationError) as error:

@@ -84,11 +84,17 @@ PER_IMAGE_COLUMNS = (
 
 
 class ConfigError(ValueError):
-    """An invalid evaluation setting; ``field`` names the config field."""
+    """An invalid evaluation setting.
+
+    Args:
+        field: The ``EvaluationConfig`` field at fault.
+        message: What is wrong, without the field's name.
+    """
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
 
 
 class MissingModelsError(FileNotFoundError):
@@ -218,7 +224,7 @@ class EvaluationConfig:
                 raise ConfigError("methods", str(error)) from None
         names = [m.name for m in parsed]
         if len(set(names)) != len(names):
-            raise ConfigError("methods", f"methods repeat: {', '.join(self.methods)}")
+            raise ConfigError("methods", f"repeated: {', '.join(self.methods)}")
         object.__setattr__(self, "methods", tuple(names))
         if not self.densities:
             raise ConfigError("densities", "give at least one density")
@@ -227,8 +233,18 @@ class EvaluationConfig:
                 raise ConfigError(
                     "densities", f"each density must be in (0, 1), got {density:g}"
                 )
+        for density in self.densities:
+            if (
+                isinstance(self.image_size, int)
+                and point_count(density, (self.image_size, self.image_size)) < 1
+            ):
+                raise ConfigError(
+                    "densities",
+                    f"density {density:g} gives no mask point on "
+                    f"{self.image_size}x{self.image_size} images",
+                )
         if len(set(self.densities)) != len(self.densities):
-            raise ConfigError("densities", f"densities repeat: {self.densities}")
+            raise ConfigError("densities", f"repeated: {self.densities}")
         if (
             isinstance(self.image_size, bool)
             or not isinstance(self.image_size, int)
@@ -237,48 +253,44 @@ class EvaluationConfig:
         ):
             raise ConfigError(
                 "image_size",
-                f"image_size must be a multiple of 8 and at least 16 "
+                f"must be a multiple of 8 and at least 16 "
                 f"(the paper uses 64 or 128), got {self.image_size!r}",
             )
         if self.channels not in (None, 1, 3):
             raise ConfigError(
                 "channels",
-                f"channels must be 1 (grey) or 3 (colour), got {self.channels!r}",
+                f"must be 1 (grey) or 3 (colour), got {self.channels!r}",
             )
         if self.max_images is not None and self.max_images < 1:
             raise ConfigError(
-                "max_images", f"max_images must be at least 1, got {self.max_images}"
+                "max_images", f"must be at least 1, got {self.max_images}"
             )
         if self.mg_density not in MG_DENSITY_MODES:
             raise ConfigError(
                 "mg_density",
-                f"mg_density must be one of {', '.join(MG_DENSITY_MODES)}, "
+                f"must be one of {', '.join(MG_DENSITY_MODES)}, "
                 f"got {self.mg_density!r}",
             )
         if self.nlpe_cycles < 1:
             raise ConfigError(
-                "nlpe_cycles", f"nlpe_cycles must be at least 1, got {self.nlpe_cycles}"
+                "nlpe_cycles", f"must be at least 1, got {self.nlpe_cycles}"
             )
         if self.batch_size < 1:
             raise ConfigError(
-                "batch_size", f"batch_size must be at least 1, got {self.batch_size}"
+                "batch_size", f"must be at least 1, got {self.batch_size}"
             )
         if self.learned_device not in LEARNED_DEVICES:
             raise ConfigError(
                 "learned_device",
-                f"learned_device must be one of {', '.join(LEARNED_DEVICES)}, "
+                f"must be one of {', '.join(LEARNED_DEVICES)}, "
                 f"got {self.learned_device!r}",
             )
         if self.data_dir is not None and not Path(self.data_dir).is_dir():
-            raise ConfigError(
-                "data_dir", f"data_dir is not a folder: {self.data_dir!r}"
-            )
+            raise ConfigError("data_dir", f"not a folder: {self.data_dir!r}")
         if self.models_dir is not None and not Path(self.models_dir).is_dir():
-            raise ConfigError(
-                "models_dir", f"models_dir is not a folder: {self.models_dir!r}"
-            )
+            raise ConfigError("models_dir", f"not a folder: {self.models_dir!r}")
         if not self.output_dir:
-            raise ConfigError("output_dir", "output_dir must not be empty")
+            raise ConfigError("output_dir", "must not be empty")
 
     @property
     def parsed_methods(self) -> tuple[Method, ...]:
