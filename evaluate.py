@@ -55,6 +55,18 @@ flags.DEFINE_enum(
     "exact: keep the round(D*N) most confident mask-GAN pixels; raw: the mask "
     "GAN's mask as produced.",
 )
+flags.DEFINE_float(
+    "ps_candidate_fraction",
+    None,
+    "PS: fraction of mask points drawn as removal candidates per step "
+    "(default: the baselines' default).",
+)
+flags.DEFINE_float(
+    "ps_removal_fraction",
+    None,
+    "PS: fraction of the candidates removed per step (default: the baselines' "
+    "default).",
+)
 flags.DEFINE_integer("nlpe_cycles", 5, "Non-local pixel exchange cycles.")
 flags.DEFINE_integer(
     "batch_size", 32, "Batch size for the batched runtime of learned methods."
@@ -94,6 +106,8 @@ def main(argv: list[str]) -> None:
             max_images=FLAGS.max_images,
             seed=FLAGS.seed,
             mg_density=FLAGS.mg_density,
+            ps_candidate_fraction=FLAGS.ps_candidate_fraction,
+            ps_removal_fraction=FLAGS.ps_removal_fraction,
             nlpe_cycles=FLAGS.nlpe_cycles,
             batch_size=FLAGS.batch_size,
             figures=FLAGS.figures,

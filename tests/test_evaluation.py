@@ -107,6 +107,9 @@ def _config(image_dir, tmp_path, **overrides) -> EvaluationConfig:
         densities=DENSITIES,
         output_dir=str(tmp_path / "out"),
         progress=False,
+        # Coarser PS steps than the default keep the tests fast.
+        ps_candidate_fraction=0.3,
+        ps_removal_fraction=0.3,
     )
     settings.update(overrides)
     return EvaluationConfig(**settings)
@@ -165,6 +168,9 @@ def test_learned_and_batchable():
         ({"channels": 2}, "channels"),
         ({"max_images": 0}, "max_images"),
         ({"mg_density": "close"}, "mg_density"),
+        ({"ps_removal_fraction": 0.0}, "ps_removal_fraction"),
+        ({"ps_candidate_fraction": 1.5}, "ps_candidate_fraction"),
+        ({"densities": (0.001,), "image_size": 16}, "densities"),
         ({"learned_device": "tpu"}, "learned_device"),
         ({"data_dir": "/no/such/folder"}, "data_dir"),
         ({"models_dir": "/no/such/folder"}, "models_dir"),

@@ -187,6 +187,10 @@ class EvaluationConfig:
         seed: Seeds every random mask method; a seed repeats the results.
         mg_density: ``exact`` keeps the round(D N) most confident mask-GAN
             pixels; ``raw`` uses the mask GAN's binary mask as it comes.
+        ps_candidate_fraction: PS's fraction p of mask points drawn as removal
+            candidates per step; ``None`` keeps the baselines' default.
+        ps_removal_fraction: PS's fraction q of the candidates removed per
+            step; ``None`` keeps the baselines' default.
         nlpe_cycles: Non-local pixel exchange cycles (the paper uses 5).
         batch_size: Batch size for the batched runtime of learned methods.
         figures: Whether to write one comparison figure per image.
@@ -204,6 +208,8 @@ class EvaluationConfig:
     max_images: int | None = None
     seed: int = 0
     mg_density: str = "exact"
+    ps_candidate_fraction: float | None = None
+    ps_removal_fraction: float | None = None
     nlpe_cycles: int = 5
     batch_size: int = 32
     figures: bool = True
@@ -271,6 +277,10 @@ class EvaluationConfig:
                 f"must be one of {', '.join(MG_DENSITY_MODES)}, "
                 f"got {self.mg_density!r}",
             )
+        for field in ("ps_candidate_fraction", "ps_removal_fraction"):
+            value = getattr(self, field)
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ConfigError(field, f"must be in (0, 1], got {value!r}")
         if self.nlpe_cycles < 1:
             raise ConfigError(
                 "nlpe_cycles", f"must be at least 1, got {self.nlpe_cycles}"
@@ -651,9 +661,19 @@ class _Pipeline:
                 [baselines.random_mask(shape, density, seed=s) for s in seeds]
             )
         elif mask == "ps":
+            options = {
+                key: value
+                for key, value in (
+                    ("candidate_fraction", self.config.ps_candidate_fraction),
+                    ("removal_fraction", self.config.ps_removal_fraction),
+                )
+                if value is not None
+            }
             masks = np.stack(
                 [
-                    baselines.probabilistic_sparsification(image, density, seed=s)
+                    baselines.probabilistic_sparsification(
+                        image, density, seed=s, **options
+                    )
                     for image, s in zip(images, seeds, strict=True)
                 ]
             )
