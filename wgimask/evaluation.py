@@ -1115,9 +1115,14 @@ def write_figure(
     densities = list(panels)
     columns = 1 + max(len(p) for p in panels.values())
     rows = 2 * len(densities)
-    cell = 2.0
+    # Inches per panel; the extra height leaves room for the captions.
+    width, height = 2.0, 2.4
     fig, axes = plt.subplots(
-        rows, columns, figsize=(cell * columns, cell * rows + 0.5), squeeze=False
+        rows,
+        columns,
+        figsize=(width * columns, height * rows + 0.4),
+        squeeze=False,
+        layout="constrained",
     )
 
     def show(ax: Any, image: np.ndarray) -> None:
@@ -1165,7 +1170,6 @@ def write_figure(
                 f"{int(np.sum(panel['mask']))} points", fontsize=9
             )
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
