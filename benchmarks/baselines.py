@@ -53,9 +53,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-from skimage import data  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from photos import crop  # noqa: E402
 
 from wgimask.baselines import (  # noqa: E402
     CG_RTOL,
@@ -70,14 +71,6 @@ from wgimask.baselines import (  # noqa: E402
 )
 from wgimask.baselines.diffusion import grid, solve_cg, solve_direct  # noqa: E402
 from wgimask.devices import cpu_description  # noqa: E402
-
-
-def crop(name: str, size: int) -> np.ndarray:
-    """Central size x size crop of a scikit-image colour photo, in [0, 1]."""
-    img = getattr(data, name)()
-    h, w = img.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
-    return img[top : top + size, left : left + size, :3].astype(np.float64) / 255.0
 
 
 def best_time(fn, repeats: int) -> tuple[float, object]:
