@@ -29,9 +29,9 @@ __all__ = [
 ]
 
 #: Default fraction p of the mask points drawn as candidates in every step.
-DEFAULT_CANDIDATE_FRACTION = 0.1
+DEFAULT_CANDIDATE_FRACTION = 0.2
 #: Default fraction q of the candidates removed for good in every step.
-DEFAULT_REMOVAL_FRACTION = 0.1
+DEFAULT_REMOVAL_FRACTION = 0.2
 
 
 def probabilistic_sparsification(
