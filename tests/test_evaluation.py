@@ -5,6 +5,7 @@ signature (confidence = luminance, inpainting = normalised box-filter fill).
 """
 
 import csv
+import json
 import logging
 import math
 import shutil
@@ -350,7 +351,12 @@ def test_run_writes_all_outputs(image_dir, models_dir, tmp_path, caplog):
     markdown = (out / "results.md").read_text()
     assert markdown == result.markdown
     assert "| Density | random+hd | ps+hd | mg |" in markdown
-    assert (out / "config.json").is_file()
+    settings = json.loads((out / "config.json").read_text())
+    assert settings["images_used"] == ["a.png", "b.png", "c.png"]
+    assert settings["ps_fractions_used"] == {
+        "candidate_fraction": 0.3,
+        "removal_fraction": 0.3,
+    }
     # Named by the position in the file listing (broken.png is number 2).
     figures = sorted((out / "figures").glob("*.png"))
     assert [f.name for f in figures] == ["0000_a.png", "0001_b.png", "0003_c.png"]

@@ -1338,6 +1338,16 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
     (output_dir / "results.md").write_text(markdown)
     settings = dataclasses.asdict(config)
     settings["channels_used"] = channels
+    if any(m.mask in ("ps", "ps+nlpe") for m in methods):
+        from wgimask import baselines
+
+        # Record the PS step sizes in effect, defaults included.
+        settings["ps_fractions_used"] = {
+            "candidate_fraction": config.ps_candidate_fraction
+            or baselines.DEFAULT_CANDIDATE_FRACTION,
+            "removal_fraction": config.ps_removal_fraction
+            or baselines.DEFAULT_REMOVAL_FRACTION,
+        }
     settings["images_used"] = [name for _, name, _ in loaded]
     settings["ssim"] = metrics.SSIM_IMPLEMENTATION
     (output_dir / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
