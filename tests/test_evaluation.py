@@ -236,6 +236,13 @@ def test_top_confidence_mask_is_exact_and_deterministic():
     assert evaluation.point_count(0.05, (64, 64)) == 205
 
 
+def test_diffusion_from_an_empty_mask_is_an_error():
+    pipeline = evaluation._Pipeline(EvaluationConfig(methods=("mg+hd",)), None)
+    empty = evaluation._MaskResult(np.zeros((1, 16, 16), bool), 0.0)
+    with pytest.raises(evaluation.EvaluationError, match="no point"):
+        pipeline.inpaint(parse_method("mg+hd"), np.zeros((1, 16, 16, 3)), empty, 0.1)
+
+
 def test_method_seed_depends_on_image_density_and_mask_only():
     a = evaluation.method_seed(0, 3, 0.1, "random")
     assert a == evaluation.method_seed(0, 3, 0.1, "random")

@@ -648,12 +648,13 @@ class _Pipeline:
             return cache[mask]
         seeds = [method_seed(self.config.seed, i, density, mask) for i in image_indices]
         shape = images.shape[1:3]
-        # NLPE refines the PS mask: reuse it (its time counts towards NLPE's).
+        # NLPE refines the PS mask: reuse it, and count its time as NLPE's too.
         ps = (
             self.masks("ps", images, density, image_indices, cache)
             if mask == "ps+nlpe"
             else None
         )
+        earlier = ps.seconds if ps is not None else 0.0
         start = time.perf_counter()
         inpainted = None
         if mask == "random":
@@ -678,7 +679,6 @@ class _Pipeline:
                 ]
             )
         elif mask == "ps+nlpe":
-            start -= ps.seconds
             masks = np.stack(
                 [
                     baselines.nonlocal_pixel_exchange(
@@ -700,7 +700,7 @@ class _Pipeline:
         else:  # pragma: no cover - parse_method rejects other names
             raise ValueError(f"unknown mask method {mask!r}")
         result = _MaskResult(
-            np.asarray(masks, bool), time.perf_counter() - start, inpainted
+            np.asarray(masks, bool), time.perf_counter() - start + earlier, inpainted
         )
         if cache is not None:
             cache[mask] = result
@@ -712,6 +712,13 @@ class _Pipeline:
         """Inpaints a batch; returns the results and the operator's wall time."""
         from wgimask import baselines
 
+        if method.operator == "hd" and not masks.masks.any(axis=(1, 2)).all():
+            # Only a raw mask-GAN mask can be empty; diffusion needs a point.
+            raise EvaluationError(
+                f"{method.name} at density {density:g}: a mask has no point, so "
+                f"homogeneous diffusion has nothing to inpaint from; use "
+                f"mg_density='exact'"
+            )
         start = time.perf_counter()
         if method.operator == "hd":
             results = np.stack(
@@ -1266,7 +1273,9 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
     )
     output_dir = Path(config.output_dir)
     figure_dir = output_dir / "figures"
-    figure_dir.mkdir(parents=True, exist_ok=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if config.figures:
+        figure_dir.mkdir(exist_ok=True)
 
     cpu = cpu_description()
     learned = (
