@@ -83,6 +83,14 @@ def best_time(fn, repeats: int) -> tuple[float, object]:
     return best, out
 
 
+def _load() -> str:
+    """System load average; other processes share a small machine."""
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def mae255(f: np.ndarray, mask: np.ndarray) -> float:
     return 255.0 * float(np.abs(inpaint(f, mask) - f).mean())
 
@@ -93,6 +101,7 @@ def main() -> None:
     size = ARGS.size
     print(f"# {size}x{size} colour crops; command: python benchmarks/baselines.py")
     print(f"device: CPU {cpu_description()}")
+    print(f"load average at start (1/5/15 min): {_load()}")
     print(
         f"threads used: {ARGS.threads} (BLAS/OpenMP limit; SuperLU and "
         "scipy.sparse are single-threaded)"
@@ -158,6 +167,8 @@ def main() -> None:
                 f"| {row['e_ps']:.2f} | {row['e_nl']:.2f} |",
                 flush=True,
             )
+    print()
+    print(f"load average at end (1/5/15 min): {_load()}")
     print()
     print("Mean over photos:")
     print()

@@ -91,6 +91,8 @@ class IncrementalInpainter:
         # Columns M0^{-1} e_p of the changed pixels, stored as rows: the
         # update (k, N) x (k, C) then runs over contiguous memory.
         self._zbuf = np.zeros((max_rank, n))
+        # At most about 64 MB of cached columns.
+        self._cache_size = max(8, int(64e6 // (8 * n)))
         self._ft = np.ascontiguousarray(values.T)  # (C, N)
         self.known = known.copy()
         self._rebase()
@@ -111,18 +113,28 @@ class IncrementalInpainter:
         self._e0 = np.ascontiguousarray((u0 - self._f).T)  # base error, (C, N)
         self._slot: dict[int, int] = {}
         self._free = list(range(self._max_rank))[::-1]
+        # Columns solved since this factorisation, by pixel: high-error
+        # candidates recur, so some trials need no solve at all.
+        self._cache: dict[int, np.ndarray] = {}
         self.u = np.ascontiguousarray(u0.T)
         self.error = float(np.mean(np.abs(self._e0)))
 
     def _columns(self, pixels: list[int]) -> None:
         """Stores M0^{-1} e_p for the given pixels in free buffer slots."""
-        rhs = np.zeros((self._n, len(pixels)), order="F")
-        rhs[pixels, np.arange(len(pixels))] = 1.0
-        sol = self._lu.solve(rhs)
-        for j, p in enumerate(pixels):
-            s = self._free.pop()
+        cols = {p: self._cache[p] for p in pixels if p in self._cache}
+        missing = [p for p in pixels if p not in cols]
+        if missing:
+            rhs = np.zeros((self._n, len(missing)), order="F")
+            rhs[missing, np.arange(len(missing))] = 1.0
+            sol = self._lu.solve(rhs)
+            for j, p in enumerate(missing):
+                cols[p] = sol[:, j]
+                if len(self._cache) < self._cache_size:
+                    self._cache[p] = cols[p]
+        for p in pixels:
+            s = self._free.pop()  # the lowest free slot (kept sorted)
             self._slot[p] = s
-            self._zbuf[s] = sol[:, j]
+            self._zbuf[s] = cols[p]
 
     # -- trial swaps ----------------------------------------------------------
 
@@ -168,11 +180,13 @@ class IncrementalInpainter:
         y = np.linalg.solve(
             np.eye(pix.size) + t, sign[:, None] * self._r0[pix] + t @ f_sig
         )
-        coef = np.zeros((self._f.shape[1], self._max_rank))
+        # Slots are reused lowest first, so the used rows form a short prefix
+        # of the buffer; unused rows in it get zero weight. This is cheaper
+        # than gathering the used rows.
+        top = int(slots.max()) + 1
+        coef = np.zeros((self._f.shape[1], top))
         coef[:, slots] = (f_sig - y).T
-        # All buffer rows at once (unused ones have zero weight): cheaper than
-        # gathering the used rows first.
-        d = coef @ z  # (C, N) change of the inpainting
+        d = coef @ z[:top]  # (C, N) change of the inpainting
         d += self._e0  # error of the trial inpainting
         err = float(np.abs(d).mean())
         d += self._ft
@@ -184,14 +198,19 @@ class IncrementalInpainter:
         self.known[remove] = False
         for p in (add, remove):
             if p in self._slot and self.known[p] == self._base[p]:
-                self._free.append(self._slot.pop(p))
+                self._release(p)
         self.u = u
         self.error = error
 
     def reject(self, new: list[int]) -> None:
         """Frees the buffer columns created for a rejected trial."""
         for p in new:
-            self._free.append(self._slot.pop(p))
+            self._release(p)
+
+    def _release(self, pixel: int) -> None:
+        """Returns a pixel's buffer slot to the free list (sorted descending)."""
+        self._free.append(self._slot.pop(pixel))
+        self._free.sort(reverse=True)
 
 
 def nonlocal_pixel_exchange(
