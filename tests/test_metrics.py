@@ -89,11 +89,16 @@ def test_ssim_grey_equals_single_channel():
 def test_mean_metrics_averages_per_image_values():
     rng = np.random.default_rng(3)
     refs = [_smooth_image(rng, (16, 16, 3)) for _ in range(3)]
-    tests = [np.clip(r + rng.normal(0, s, r.shape), 0, 1) for r, s in
-             zip(refs, (0.01, 0.05, 0.1), strict=True)]
+    tests = [
+        np.clip(r + rng.normal(0, s, r.shape), 0, 1)
+        for r, s in zip(refs, (0.01, 0.05, 0.1), strict=True)
+    ]
     mean = metrics.mean_metrics(refs, tests)
-    for key, fn in (("psnr", metrics.psnr), ("mae", metrics.mae_255),
-                    ("ssim", metrics.ssim)):
+    for key, fn in (
+        ("psnr", metrics.psnr),
+        ("mae", metrics.mae_255),
+        ("ssim", metrics.ssim),
+    ):
         expected = np.mean([fn(r, t) for r, t in zip(refs, tests, strict=True)])
         assert mean[key] == pytest.approx(expected)
 

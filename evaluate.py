@@ -1,0 +1,133 @@
+"""Reproduces the paper's comparisons (Tables 2-4, Figs. 2-3) on any image set.
+
+Example:
+    python evaluate.py --image_size=64 --methods=random+hd,ps+hd,ps+nlpe+hd \
+        --max_images=4
+
+Writes results.csv, per_image.csv, results.md, config.json and figures/ into
+--output_dir and prints the Markdown tables. See docs/README-evaluation.md.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from wgimask import evaluation
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string(
+    "data_dir", None, "Folder of images to evaluate; default: the embedded photos."
+)
+flags.DEFINE_integer(
+    "image_size", 64, "Side of the centre crop (the paper uses 64 and 128)."
+)
+flags.DEFINE_enum(
+    "channels",
+    "auto",
+    ["auto", "1", "3"],
+    "1 = grey, 3 = colour; auto = the learned models' channel count, else colour.",
+)
+flags.DEFINE_list("densities", ["0.05", "0.1", "0.2"], "Target mask densities.")
+flags.DEFINE_list(
+    "methods",
+    ["random+hd", "ps+hd", "ps+nlpe+hd"],
+    "Methods <mask>+<operator>; masks: random, ps, ps+nlpe, mg; operators: hd "
+    "(homogeneous diffusion), wgain (inpainting-only WGAN), mg (the joint "
+    "generator); 'mg' alone = mask GAN with its own generator. E.g. "
+    "random+wgain,mg,mg+hd,random+hd,ps+hd,ps+nlpe+hd.",
+)
+flags.DEFINE_string(
+    "models",
+    None,
+    "Folder with joint-<D>/export/{mask_gan,inpainter}/ per density and "
+    "inpaint/export/inpainter/ (needed by the learned methods).",
+)
+flags.DEFINE_string("output_dir", "eval_out", "Where reports and figures go.")
+flags.DEFINE_integer("max_images", None, "Evaluate at most this many images.")
+flags.DEFINE_integer("seed", 0, "Seed of the random mask methods.")
+flags.DEFINE_enum(
+    "mg_density",
+    "exact",
+    list(evaluation.MG_DENSITY_MODES),
+    "exact: keep the round(D*N) most confident mask-GAN pixels; raw: the mask "
+    "GAN's mask as produced.",
+)
+flags.DEFINE_float(
+    "ps_candidate_fraction",
+    None,
+    "PS: fraction of mask points drawn as removal candidates per step "
+    "(default: the baselines' default).",
+)
+flags.DEFINE_float(
+    "ps_removal_fraction",
+    None,
+    "PS: fraction of the candidates removed per step (default: the baselines' "
+    "default).",
+)
+flags.DEFINE_integer("nlpe_cycles", 5, "Non-local pixel exchange cycles.")
+flags.DEFINE_integer(
+    "batch_size", 32, "Batch size for the batched runtime of learned methods."
+)
+flags.DEFINE_bool("figures", True, "Write one comparison figure per image.")
+flags.DEFINE_enum(
+    "learned_device",
+    "auto",
+    list(evaluation.LEARNED_DEVICES),
+    "Where learned models run: auto (a GPU if there is one) or cpu.",
+)
+flags.DEFINE_bool("progress", True, "Show a progress bar.")
+
+
+def _densities(values: list[str]) -> tuple[float, ...]:
+    """Parses --densities; exits with a one-line message on bad numbers."""
+    try:
+        return tuple(float(v) for v in values)
+    except ValueError:
+        sys.exit(f"evaluate.py: --densities: not a list of numbers: {values}")
+
+
+def main(argv: list[str]) -> None:
+    """Validates the flags into a config and runs the evaluation."""
+    if len(argv) > 1:
+        sys.exit(f"evaluate.py: unexpected arguments: {' '.join(argv[1:])}")
+    fields = {"models_dir": "models"}  # config field -> flag, where they differ
+    try:
+        config = evaluation.EvaluationConfig(
+            methods=tuple(FLAGS.methods),
+            densities=_densities(FLAGS.densities),
+            data_dir=FLAGS.data_dir,
+            image_size=FLAGS.image_size,
+            channels=None if FLAGS.channels == "auto" else int(FLAGS.channels),
+            models_dir=FLAGS.models,
+            output_dir=FLAGS.output_dir,
+            max_images=FLAGS.max_images,
+            seed=FLAGS.seed,
+            mg_density=FLAGS.mg_density,
+            ps_candidate_fraction=FLAGS.ps_candidate_fraction,
+            ps_removal_fraction=FLAGS.ps_removal_fraction,
+            nlpe_cycles=FLAGS.nlpe_cycles,
+            batch_size=FLAGS.batch_size,
+            figures=FLAGS.figures,
+            learned_device=FLAGS.learned_device,
+            progress=FLAGS.progress,
+        )
+    except evaluation.ConfigError as error:
+        sys.exit(
+            f"evaluate.py: --{fields.get(error.field, error.field)}: {error.message}"
+        )
+    try:
+        result = evaluation.run_evaluation(config)
+    except (evaluation.MissingModelsError, evaluation.EvaluationError) as error:
+        sys.exit(f"evaluate.py: {error}")
+    print(result.markdown)
+    print(
+        f"Wrote {result.output_dir}/results.csv, per_image.csv, results.md and "
+        f"{len(result.figures)} figure(s) in {result.output_dir}/figures"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,105 @@
+"""Tests for homogeneous diffusion inpainting (wgimask.baselines.diffusion)."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from wgimask.baselines import inpaint, random_mask
+from wgimask.baselines.diffusion import grid
+
+
+def _photo(name: str, size: int) -> np.ndarray:
+    img = getattr(data, name)()
+    h, w = img.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return img[top : top + size, left : left + size].astype(np.float64) / 255.0
+
+
+def test_nested_dissection_is_a_permutation():
+    for h, w in [(1, 1), (1, 9), (7, 5), (16, 16), (33, 20)]:
+        order = grid(h, w).order
+        assert np.array_equal(np.sort(order), np.arange(h * w))
+
+
+@pytest.mark.parametrize("solver, tol", [("direct", 1e-10), ("cg", 1e-5)])
+def test_harmonic_functions_are_reproduced(solver, tol):
+    h, w = 30, 40
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    # Discrete harmonic in the interior: linear ramps and x * y.
+    f = np.stack(
+        [0.1 + 0.02 * x + 0.01 * y, 0.9 - 0.015 * x, (x * y) / (h * w)], axis=-1
+    )
+    mask = np.zeros((h, w), dtype=bool)
+    mask[0, :] = mask[-1, :] = mask[:, 0] = mask[:, -1] = True
+    mask[5, 7] = mask[20, 30] = True
+    u = inpaint(f, mask, solver=solver)
+    assert np.abs(u - f).max() < tol
+
+
+def test_ramp_across_reflecting_boundaries():
+    # A ramp in x only meets the Neumann condition on the top and bottom
+    # rows, so knowing the first and last columns must reproduce it.
+    h, w = 12, 25
+    f = np.tile(np.linspace(0.0, 1.0, w), (h, 1))
+    mask = np.zeros((h, w), dtype=bool)
+    mask[:, 0] = mask[:, -1] = True
+    assert np.abs(inpaint(f, mask) - f).max() < 1e-12
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee"])
+def test_direct_and_cg_agree_on_photos(name):
+    f = _photo(name, 48)
+    mask = random_mask(f.shape, 0.1, seed=3)
+    u_direct = inpaint(f, mask)
+    u_cg = inpaint(f, mask, solver="cg")
+    assert np.abs(u_direct - u_cg).max() < 1e-4
+    # Known pixels are kept exactly; values stay within the data range.
+    assert np.array_equal(u_direct[mask], f[mask])
+    assert u_direct.min() >= f[mask].min() - 1e-12
+    assert u_direct.max() <= f[mask].max() + 1e-12
+
+
+def test_full_mask_returns_the_image():
+    f = _photo("astronaut", 16)
+    u = inpaint(f, np.ones(f.shape[:2], dtype=bool))
+    assert np.array_equal(u, f)
+    assert u is not f
+
+
+@pytest.mark.parametrize("solver", ["direct", "cg"])
+def test_one_known_pixel_gives_a_constant_image(solver):
+    f = _photo("coffee", 20)
+    mask = np.zeros((20, 20), dtype=int)
+    mask[4, 13] = 1
+    u = inpaint(f, mask, solver=solver)
+    expected = np.broadcast_to(f[4, 13], f.shape)
+    assert np.abs(u - expected).max() < 1e-5
+
+
+def test_grey_image_and_dtypes():
+    f = _photo("camera", 24)
+    mask = random_mask(f.shape, 0.2, seed=1)
+    u = inpaint(f, mask)
+    assert u.shape == f.shape and u.dtype == np.float64
+    u32 = inpaint(f.astype(np.float32), mask.astype(np.float32))
+    assert u32.dtype == np.float32 and u32.shape == f.shape
+    assert np.abs(u32 - u).max() < 1e-6
+    # Grey equals the single channel of a (H, W, 1) image.
+    assert np.allclose(inpaint(f[:, :, None], mask)[:, :, 0], u)
+
+
+def test_bad_input_is_rejected():
+    f = np.zeros((8, 8, 3))
+    good = np.ones((8, 8), dtype=bool)
+    with pytest.raises(ValueError, match="empty"):
+        inpaint(f, np.zeros((8, 8), dtype=bool))
+    with pytest.raises(ValueError, match="shape"):
+        inpaint(f, np.ones((8, 9), dtype=bool))
+    with pytest.raises(ValueError, match="binary"):
+        inpaint(f, np.full((8, 8), 0.5))
+    with pytest.raises(ValueError, match="solver"):
+        inpaint(f, good, solver="amg")
+    with pytest.raises(ValueError, match="shape"):
+        inpaint(np.zeros(8), good)
+    with pytest.raises(ValueError, match="NaN"):
+        inpaint(np.full((8, 8), np.nan), good)

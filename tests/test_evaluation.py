@@ -1,0 +1,469 @@
+"""Tests for wgimask.evaluation and the evaluate.py entry script.
+
+Learned methods run against a tiny stub SavedModel with the exported models'
+signature (confidence = luminance, inpainting = normalised box-filter fill).
+"""
+
+import csv
+import json
+import logging
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wgimask import evaluation
+from wgimask.evaluation import EvaluationConfig, Method, parse_method
+
+REPO = Path(__file__).resolve().parents[1]
+DENSITIES = (0.1, 0.2)
+SIZE = 32
+
+
+# --------------------------------------------------------------------------
+# Fixtures
+
+
+def _smooth_image(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A smooth random colour image in [0, 1]: a few low-frequency cosines."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    planes = []
+    for _ in range(3):
+        a, b, c, d = rng.uniform(1.0, 4.0, size=4)
+        planes.append(0.5 + 0.4 * np.cos(a * 3 * x + b) * np.cos(c * 3 * y + d))
+    return np.stack(planes, axis=-1)
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory) -> Path:
+    """Three tiny smooth PNGs and one file that is not an image."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png", "c.png"):
+        pixels = np.round(_smooth_image(rng, SIZE) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / name)
+    (folder / "broken.png").write_bytes(b"not a png")
+    return folder
+
+
+def _save_stub_models(root: Path, channels: int = 3) -> None:
+    """Exports stub models in the layout evaluate.py reads."""
+    import tensorflow as tf
+
+    def fill(image, mask):
+        # Normalised 5x5 box filter of the known pixels, known pixels kept.
+        known = tf.nn.avg_pool2d(image * mask, 5, 1, "SAME")
+        weight = tf.nn.avg_pool2d(mask, 5, 1, "SAME")
+        guess = tf.where(weight > 0, known / tf.maximum(weight, 1e-6), 0.5)
+        return mask * image + (1.0 - mask) * guess
+
+    image_spec = tf.TensorSpec([None, None, None, channels], tf.float32, name="image")
+    mask_spec = tf.TensorSpec([None, None, None, 1], tf.float32, name="mask")
+
+    class MaskGan(tf.Module):
+        @tf.function(input_signature=[image_spec])
+        def serve(self, image):
+            confidence = tf.reduce_mean(image, axis=-1, keepdims=True)
+            mask = tf.floor(confidence + 0.5)
+            return {
+                "mask": mask,
+                "confidence": confidence,
+                "inpainted": fill(image, mask),
+            }
+
+    class Inpainter(tf.Module):
+        @tf.function(input_signature=[image_spec, mask_spec])
+        def serve(self, image, mask):
+            return {"inpainted": fill(image, mask)}
+
+    for module, leaf in ((MaskGan(), "mask_gan"), (Inpainter(), "inpainter")):
+        first = root / f"joint-{DENSITIES[0]:g}" / "export" / leaf
+        tf.saved_model.save(
+            module, str(first), signatures={"serving_default": module.serve}
+        )
+        for density in DENSITIES[1:]:
+            shutil.copytree(first, root / f"joint-{density:g}" / "export" / leaf)
+    shutil.copytree(
+        root / f"joint-{DENSITIES[0]:g}" / "export" / "inpainter",
+        root / "inpaint" / "export" / "inpainter",
+    )
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    _save_stub_models(root)
+    return root
+
+
+def _config(image_dir, tmp_path, **overrides) -> EvaluationConfig:
+    settings = dict(
+        data_dir=str(image_dir),
+        image_size=SIZE,
+        densities=DENSITIES,
+        output_dir=str(tmp_path / "out"),
+        progress=False,
+        # Coarser PS steps than the default keep the tests fast.
+        ps_candidate_fraction=0.3,
+        ps_removal_fraction=0.3,
+    )
+    settings.update(overrides)
+    return EvaluationConfig(**settings)
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames), list(reader)
+
+
+# --------------------------------------------------------------------------
+# Methods and config
+
+
+@pytest.mark.parametrize(
+    "name, mask, operator, canonical",
+    [
+        ("random+wgain", "random", "wgain", "random+wgain"),
+        ("mg", "mg", "mg", "mg"),
+        ("mg+mg", "mg", "mg", "mg"),
+        ("mg+hd", "mg", "hd", "mg+hd"),
+        ("PS+NLPE+HD", "ps+nlpe", "hd", "ps+nlpe+hd"),
+        (" ps+wgain ", "ps", "wgain", "ps+wgain"),
+    ],
+)
+def test_parse_method(name, mask, operator, canonical):
+    method = parse_method(name)
+    assert method == Method(mask, operator)
+    assert method.name == canonical
+    assert parse_method(method.name) == method
+
+
+@pytest.mark.parametrize("name", ["", "hd", "ps", "nlpe+hd", "random+nn", "ps+hd+hd"])
+def test_parse_method_rejects_unknown_names(name):
+    with pytest.raises(ValueError, match="unknown method"):
+        parse_method(name)
+
+
+def test_learned_and_batchable():
+    assert not parse_method("ps+nlpe+hd").learned
+    assert parse_method("mg+hd").learned and not parse_method("mg+hd").batchable
+    assert parse_method("random+wgain").batchable and parse_method("mg").batchable
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"methods": ("random+hd", "foo")}, "methods"),
+        ({"methods": ("mg", "mg+mg")}, "methods"),
+        ({"methods": ()}, "methods"),
+        ({"densities": (0.1, 1.5)}, "densities"),
+        ({"densities": (0.0,)}, "densities"),
+        ({"image_size": 60}, "image_size"),
+        ({"image_size": 8}, "image_size"),
+        ({"channels": 2}, "channels"),
+        ({"max_images": 0}, "max_images"),
+        ({"mg_density": "close"}, "mg_density"),
+        ({"ps_removal_fraction": 0.0}, "ps_removal_fraction"),
+        ({"ps_candidate_fraction": 1.5}, "ps_candidate_fraction"),
+        ({"densities": (0.001,), "image_size": 16}, "densities"),
+        ({"learned_device": "tpu"}, "learned_device"),
+        ({"data_dir": "/no/such/folder"}, "data_dir"),
+        ({"models_dir": "/no/such/folder"}, "models_dir"),
+    ],
+)
+def test_config_rejects_bad_values(overrides, field):
+    with pytest.raises(evaluation.ConfigError) as caught:
+        EvaluationConfig(**overrides)
+    assert caught.value.field == field
+
+
+def test_config_canonicalises_methods():
+    config = EvaluationConfig(methods=["MG+MG", "ps+hd"], densities=[0.05])
+    assert config.methods == ("mg", "ps+hd")
+    assert config.densities == (0.05,)
+
+
+# --------------------------------------------------------------------------
+# Models
+
+
+def test_required_models_per_method():
+    needs = evaluation.required_models(
+        [parse_method(n) for n in ("mg", "mg+hd", "random+wgain", "ps+hd")], (0.05,)
+    )
+    found = {(n.kind, n.density): n.methods for n in needs}
+    assert found == {
+        ("mask_gan", 0.05): ("mg", "mg+hd"),
+        ("joint_inpainter", 0.05): ("mg",),
+        ("inpainter", None): ("random+wgain",),
+    }
+    raw = evaluation.required_models([parse_method("mg")], (0.05,), "raw")
+    assert [(n.kind, n.density) for n in raw] == [("mask_gan", 0.05)]
+    assert evaluation.model_path("M", "mask_gan", 0.1) == Path(
+        "M/joint-0.1/export/mask_gan"
+    )
+    assert evaluation.model_path("M", "inpainter", None) == Path(
+        "M/inpaint/export/inpainter"
+    )
+
+
+def test_missing_models_say_what_to_pass_or_train(tmp_path):
+    with pytest.raises(evaluation.MissingModelsError, match="--models"):
+        evaluation.check_models(EvaluationConfig(methods=("mg",)))
+    config = EvaluationConfig(
+        methods=("random+hd", "mg"), densities=(0.05,), models_dir=str(tmp_path)
+    )
+    with pytest.raises(evaluation.MissingModelsError) as caught:
+        evaluation.check_models(config)
+    message = str(caught.value)
+    assert str(tmp_path / "joint-0.05" / "export" / "mask_gan") in message
+    assert "train the joint mask GAN at density 0.05" in message
+    # Baseline-only runs need no models at all.
+    assert evaluation.check_models(EvaluationConfig(methods=("ps+hd",))) == []
+
+
+def test_top_confidence_mask_is_exact_and_deterministic():
+    confidence = np.array([[0.9, 0.5, 0.5], [0.5, 0.1, 0.95]])
+    mask = evaluation.top_confidence_mask(confidence[..., None], 3)
+    # 0.95 and 0.9, then the first of the tied 0.5 values in raster order.
+    assert mask.tolist() == [[True, True, False], [False, False, True]]
+    assert evaluation.point_count(0.05, (64, 64)) == 205
+
+
+def test_diffusion_from_an_empty_mask_is_an_error():
+    pipeline = evaluation._Pipeline(EvaluationConfig(methods=("mg+hd",)), None)
+    empty = evaluation._MaskResult(np.zeros((1, 16, 16), bool), 0.0)
+    with pytest.raises(evaluation.EvaluationError, match="no point"):
+        pipeline.inpaint(parse_method("mg+hd"), np.zeros((1, 16, 16, 3)), empty, 0.1)
+
+
+def test_method_seed_depends_on_image_density_and_mask_only():
+    a = evaluation.method_seed(0, 3, 0.1, "random")
+    assert a == evaluation.method_seed(0, 3, 0.1, "random")
+    others = {
+        evaluation.method_seed(1, 3, 0.1, "random"),
+        evaluation.method_seed(0, 4, 0.1, "random"),
+        evaluation.method_seed(0, 3, 0.2, "random"),
+        evaluation.method_seed(0, 3, 0.1, "ps"),
+    }
+    assert a not in others and len(others) == 4
+
+
+# --------------------------------------------------------------------------
+# Reports
+
+
+def test_markdown_report_is_laid_out_like_the_paper():
+    rows = [
+        {
+            "method": m,
+            "density": d,
+            "images": 2,
+            "psnr": 20.0 + i,
+            "mae": 10.0 - i,
+            "ssim": 0.5,
+            "seconds_per_image": 0.25,
+            "device": "cpu x",
+            "mask_density": d,
+            "seconds_per_image_batched": None,
+        }
+        for i, (m, d) in enumerate(
+            [(m, d) for m in ("ps+hd", "mg") for d in (0.05, 0.1)]
+        )
+    ]
+    text = evaluation.markdown_report(
+        rows,
+        ["ps+hd", "mg"],
+        [0.05, 0.1],
+        images=2,
+        image_size=64,
+        channels=3,
+        source="photos",
+    )
+    assert "| Density | ps+hd | mg |" in text
+    assert "| 5% | 20.00 | 22.00 |" in text  # PSNR rows: densities
+    assert "| Density | MAE ps+hd | MAE mg | SSIM ps+hd | SSIM mg |" in text
+    assert "| 10% | 9.00 | 7.00 | 0.50 | 0.50 |" in text
+    assert "- mg: cpu x" in text
+    assert "scikit-image" in text
+
+
+def test_method_device_names_both_parts_when_they_differ():
+    assert evaluation.method_device(parse_method("ps+hd"), "CPU", None) == "CPU"
+    assert evaluation.method_device(parse_method("mg"), "CPU", "GPU") == "GPU"
+    assert (
+        evaluation.method_device(parse_method("mg+hd"), "CPU", "GPU")
+        == "mask: GPU; inpainting: CPU"
+    )
+
+
+# --------------------------------------------------------------------------
+# End to end
+
+
+def test_run_writes_all_outputs(image_dir, models_dir, tmp_path, caplog):
+    methods = ("random+hd", "ps+hd", "mg")
+    config = _config(image_dir, tmp_path, methods=methods, models_dir=str(models_dir))
+    with caplog.at_level(logging.WARNING):
+        result = evaluation.run_evaluation(config)
+    assert "broken.png" in caplog.text  # skipped with a warning
+    out = tmp_path / "out"
+
+    columns, rows = _read_csv(out / "results.csv")
+    assert columns == list(evaluation.RESULT_COLUMNS)
+    assert columns[:8] == [
+        "method",
+        "density",
+        "images",
+        "psnr",
+        "mae",
+        "ssim",
+        "seconds_per_image",
+        "device",
+    ]
+    assert [(r["method"], float(r["density"])) for r in rows] == [
+        (m, d) for m in methods for d in DENSITIES
+    ]
+    for row in rows:
+        assert row["images"] == "3"
+        assert 5 < float(row["psnr"]) < 80
+        assert 0 < float(row["mae"]) < 60
+        assert 0 < float(row["ssim"]) <= 1
+        assert float(row["seconds_per_image"]) > 0
+        assert row["device"]
+        # Exact densities: round(D N) points for every method here.
+        points = round(float(row["density"]) * SIZE * SIZE)
+        assert float(row["mask_density"]) == pytest.approx(points / SIZE**2)
+        assert (row["seconds_per_image_batched"] != "") == (row["method"] == "mg")
+
+    columns, per_image = _read_csv(out / "per_image.csv")
+    assert columns == list(evaluation.PER_IMAGE_COLUMNS)
+    assert len(per_image) == 3 * len(methods) * len(DENSITIES)
+    assert {r["image"] for r in per_image} == {"a.png", "b.png", "c.png"}
+    # The summary is the mean of the per-image values.
+    mae = [
+        float(r["mae"])
+        for r in per_image
+        if r["method"] == "ps+hd" and float(r["density"]) == 0.1
+    ]
+    summary = next(r for r in rows if r["method"] == "ps+hd" and r["density"] == "0.1")
+    assert float(summary["mae"]) == pytest.approx(np.mean(mae), abs=1e-5)
+
+    markdown = (out / "results.md").read_text()
+    assert markdown == result.markdown
+    assert "| Density | random+hd | ps+hd | mg |" in markdown
+    settings = json.loads((out / "config.json").read_text())
+    assert settings["images_used"] == ["a.png", "b.png", "c.png"]
+    assert settings["ps_fractions_used"] == {
+        "candidate_fraction": 0.3,
+        "removal_fraction": 0.3,
+    }
+    # Named by the position in the file listing (broken.png is number 2).
+    figures = sorted((out / "figures").glob("*.png"))
+    assert [f.name for f in figures] == ["0000_a.png", "0001_b.png", "0003_c.png"]
+    with Image.open(figures[0]) as figure:
+        assert figure.width > 400 and figure.height > 400
+
+
+def test_run_repeats_for_a_seed_and_subsets_agree(image_dir, tmp_path):
+    def metrics_of(methods, densities, seed, name):
+        config = _config(
+            image_dir,
+            tmp_path / name,
+            methods=methods,
+            densities=densities,
+            seed=seed,
+            figures=False,
+            max_images=2,
+        )
+        rows = evaluation.run_evaluation(config).per_image
+        return {
+            (r["image"], r["method"], r["density"]): (r["psnr"], r["mae"], r["ssim"])
+            for r in rows
+        }
+
+    first = metrics_of(("random+hd", "ps+hd"), DENSITIES, 0, "one")
+    assert len(first) == 2 * 2 * len(DENSITIES)
+    assert metrics_of(("random+hd", "ps+hd"), DENSITIES, 0, "two") == first
+    subset = metrics_of(("random+hd",), DENSITIES[1:], 0, "three")
+    assert all(first[key] == value for key, value in subset.items())
+    other = metrics_of(("random+hd",), DENSITIES[1:], 1, "four")
+    assert other != subset
+
+
+def test_raw_mask_gan_density_is_reported(image_dir, models_dir, tmp_path):
+    config = _config(
+        image_dir,
+        tmp_path,
+        methods=("mg", "random+wgain"),
+        models_dir=str(models_dir),
+        mg_density="raw",
+        figures=False,
+    )
+    result = evaluation.run_evaluation(config)
+    raw = [r for r in result.per_image if r["method"] == "mg"]
+    # The stub's raw mask keeps pixels brighter than 0.5: not the target density.
+    assert any(abs(r["mask_density"] - r["density"]) > 0.05 for r in raw)
+    exact = [r for r in result.per_image if r["method"] == "random+wgain"]
+    assert all(r["points"] == round(r["density"] * SIZE * SIZE) for r in exact)
+    assert all(math.isfinite(r["psnr"]) for r in result.per_image)
+
+
+def test_channel_mismatch_with_models_is_an_error(image_dir, models_dir, tmp_path):
+    config = _config(
+        image_dir, tmp_path, methods=("mg",), models_dir=str(models_dir), channels=1
+    )
+    with pytest.raises(evaluation.EvaluationError, match="3-channel"):
+        evaluation.run_evaluation(config)
+
+
+def test_no_usable_image_is_an_error(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"\x00\x01")
+    config = _config(folder, tmp_path, methods=("random+hd",))
+    with pytest.raises(evaluation.EvaluationError, match="no usable image"):
+        evaluation.run_evaluation(config)
+
+
+# --------------------------------------------------------------------------
+# The entry script
+
+
+def _evaluate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "evaluate.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--densities=0.1,1.5"], "--densities"),
+        (["--densities=0.1,abc"], "--densities"),
+        (["--methods=ps+foo"], "--methods"),
+        (["--image_size=50"], "--image_size"),
+        (["--models=/no/such/folder"], "--models"),
+    ],
+)
+def test_entry_script_names_the_bad_flag(args, flag):
+    run = _evaluate(*args)
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"evaluate.py: {flag}:")
+
+
+def test_entry_script_says_what_models_to_pass(tmp_path):
+    run = _evaluate("--methods=random+wgain", f"--output_dir={tmp_path}")
+    assert run.returncode != 0
+    assert "--models=DIR" in run.stderr and "train.py" in run.stderr

@@ -1,0 +1,103 @@
+"""Tests for non-local pixel exchange (wgimask.baselines.exchange)."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from wgimask.baselines import (
+    inpaint,
+    nonlocal_pixel_exchange,
+    probabilistic_sparsification,
+    random_mask,
+)
+from wgimask.baselines.diffusion import grid, solve_direct
+from wgimask.baselines.exchange import IncrementalInpainter
+
+
+def _photo(name: str, size: int) -> np.ndarray:
+    img = getattr(data, name)()
+    h, w = img.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return img[top : top + size, left : left + size].astype(np.float64) / 255.0
+
+
+def _mae(f, mask):
+    return float(np.abs(inpaint(f, mask) - f).mean())
+
+
+def test_low_rank_updates_match_a_fresh_solve():
+    f = _photo("coffee", 20)
+    g = grid(20, 20)
+    order = g.order
+    values = f.reshape(-1, 3)[order]
+    known = random_mask((20, 20), 0.1, seed=2).ravel()[order]
+    # A small rank limit forces several refactorisations on the way.
+    state = IncrementalInpainter(g, values, known, max_rank=6)
+    rng = np.random.default_rng(0)
+    for step in range(25):
+        add = int(rng.choice(np.flatnonzero(~state.known)))
+        remove = int(rng.choice(np.flatnonzero(state.known)))
+        u, err, new = state.trial(add, remove)
+        trial = state.known.copy()
+        trial[add], trial[remove] = True, False
+        flat = np.empty_like(trial)
+        flat[order] = trial
+        expected = solve_direct(g, flat, f.reshape(-1, 3))[order]
+        assert np.abs(u.T - expected).max() < 1e-10
+        assert abs(err - np.abs(expected - values).mean()) < 1e-12
+        if step % 3 != 2:
+            state.accept(add, remove, u, err)
+        else:
+            state.reject(new)
+
+
+def test_keeps_the_count_and_never_increases_the_error():
+    f = _photo("astronaut", 32)
+    start = random_mask(f.shape, 0.1, seed=4)
+    mask = nonlocal_pixel_exchange(f, start, cycles=2, seed=0)
+    assert mask.dtype == bool and mask.shape == start.shape
+    assert mask.sum() == start.sum()
+    assert _mae(f, mask) < _mae(f, start)
+    # From an already exchanged mask it still cannot get worse.
+    again = nonlocal_pixel_exchange(f, mask, cycles=1, seed=1)
+    assert again.sum() == start.sum()
+    assert _mae(f, again) <= _mae(f, mask)
+
+
+def test_ps_then_nlpe_ranks_below_ps_and_random():
+    f = _photo("chelsea", 40)
+    ps = probabilistic_sparsification(f, 0.1, seed=0)
+    nlpe = nonlocal_pixel_exchange(f, ps, seed=0)
+    rnd = random_mask(f.shape, 0.1, seed=0)
+    assert _mae(f, nlpe) < _mae(f, ps) < _mae(f, rnd)
+
+
+def test_repeats_exactly_for_a_seed():
+    f = _photo("coffee", 24)
+    start = random_mask(f.shape, 0.1, seed=0)
+    a = nonlocal_pixel_exchange(f, start, cycles=1, seed=3)
+    b = nonlocal_pixel_exchange(f, start, cycles=1, seed=3)
+    assert np.array_equal(a, b)
+
+
+def test_trivial_cases_return_the_mask():
+    f = _photo("camera", 12)
+    full = np.ones((12, 12), dtype=bool)
+    assert np.array_equal(nonlocal_pixel_exchange(f, full), full)
+    start = random_mask(f.shape, 0.2, seed=1)
+    assert np.array_equal(nonlocal_pixel_exchange(f, start, cycles=0), start)
+
+
+def test_bad_input_is_rejected():
+    f = np.zeros((8, 8, 3))
+    good = random_mask((8, 8), 0.25)
+    with pytest.raises(ValueError, match="empty"):
+        nonlocal_pixel_exchange(f, np.zeros((8, 8), dtype=bool))
+    with pytest.raises(ValueError, match="shape"):
+        nonlocal_pixel_exchange(f, np.ones((9, 8), dtype=bool))
+    with pytest.raises(ValueError, match="binary"):
+        nonlocal_pixel_exchange(f, good * 2)
+    with pytest.raises(ValueError, match="candidates"):
+        nonlocal_pixel_exchange(f, good, candidates=0)
+    with pytest.raises(ValueError, match="cycles"):
+        nonlocal_pixel_exchange(f, good, cycles=-1)

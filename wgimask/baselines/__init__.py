@@ -1,0 +1,42 @@
+"""Model-based baselines: homogeneous diffusion inpainting, PS and NLPE.
+
+Homogeneous diffusion inpainting (``inpaint``), probabilistic sparsification
+(``probabilistic_sparsification``) and non-local pixel exchange
+(``nonlocal_pixel_exchange``) after Mainberger et al. (2012), plus
+``random_mask`` for masks of an exact density. Only numpy and scipy are used
+here (no TensorFlow).
+
+Example:
+    >>> from skimage import data
+    >>> from wgimask.baselines import (inpaint, nonlocal_pixel_exchange,
+    ...                                probabilistic_sparsification)
+    >>> f = data.astronaut()[100:164, 180:244] / 255.0
+    >>> mask = probabilistic_sparsification(f, 0.1, seed=0)
+    >>> mask = nonlocal_pixel_exchange(f, mask, seed=0)
+    >>> u = inpaint(f, mask)
+"""
+
+from wgimask.baselines.diffusion import CG_RTOL, inpaint
+from wgimask.baselines.exchange import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_CYCLES,
+    nonlocal_pixel_exchange,
+)
+from wgimask.baselines.masks import random_mask
+from wgimask.baselines.sparsification import (
+    DEFAULT_CANDIDATE_FRACTION,
+    DEFAULT_REMOVAL_FRACTION,
+    probabilistic_sparsification,
+)
+
+__all__ = [
+    "CG_RTOL",
+    "DEFAULT_CANDIDATES",
+    "DEFAULT_CANDIDATE_FRACTION",
+    "DEFAULT_CYCLES",
+    "DEFAULT_REMOVAL_FRACTION",
+    "inpaint",
+    "nonlocal_pixel_exchange",
+    "probabilistic_sparsification",
+    "random_mask",
+]
