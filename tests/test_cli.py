@@ -52,7 +52,7 @@ def test_command_on_non_square_image_larger_than_training_size(model_dir, tmp_pa
     assert done.returncode == 1
     assert "skipped" in done.stderr and "broken.jpg" in done.stderr
     line = done.stdout.strip().splitlines()[-1]
-    assert line.startswith("photo.png: 130x75, 975 known pixels (9.97 %)")
+    assert line.startswith("photo.png: 130x75, 975 known pixels (10.00 %)")
     assert "learned PSNR" in line and "diffusion PSNR" in line
     mask = np.asarray(Image.open(out / "photo_mask.png"))
     assert mask.shape == (75, 130) and set(np.unique(mask)) <= {0, 255}
