@@ -112,8 +112,25 @@ def _hourglass(x0, model_size: str):
     return DilatedConv2DTranspose(HEAD_CHANNELS, 3, activation="elu", name="head")(x)
 
 
+class _Network(keras.Model):
+    """A functional network whose config is its constructor arguments."""
+
+    _config_fields: tuple[str, ...] = ("image_size", "channels", "model_size")
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            **{field: getattr(self, field) for field in self._config_fields},
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class InpaintingGenerator(keras.Model):
+class InpaintingGenerator(_Network):
     """Inpainting generator g of WGAIN, returning u of Eq. 1.
 
     Inputs (in this order, as in the reference): ``known`` = C f (the image,
@@ -163,22 +180,9 @@ class InpaintingGenerator(keras.Model):
         self.channels = channels
         self.model_size = model_size
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_size": self.image_size,
-            "channels": self.channels,
-            "model_size": self.model_size,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class MaskGenerator(keras.Model):
+class MaskGenerator(_Network):
     """Mask generator m(r, f) -> b (Sec. 3.1-3.2).
 
     The WGAIN hourglass on [image, seed], whose output layer is replaced by the
@@ -195,6 +199,8 @@ class MaskGenerator(keras.Model):
     Raises:
         ValueError: For an invalid argument.
     """
+
+    _config_fields = (*_Network._config_fields, "binarisation")
 
     def __init__(
         self,
@@ -229,23 +235,9 @@ class MaskGenerator(keras.Model):
             self.inputs, self.get_layer("confidence").output, name="mask_confidence"
         )
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_size": self.image_size,
-            "channels": self.channels,
-            "model_size": self.model_size,
-            "binarisation": self.binarisation,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class Critic(keras.Model):
+class Critic(_Network):
     """Wasserstein critic d(image, mask) -> one unbounded score per image.
 
     Five funnel blocks (5x5, stride 2, LeakyReLU 0.3) with 64/128/256/256/512
@@ -300,19 +292,6 @@ class Critic(keras.Model):
         self.image_size = _as_config_size(image_size)
         self.channels = channels
         self.model_size = model_size
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_size": self.image_size,
-            "channels": self.channels,
-            "model_size": self.model_size,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def draw_seed(shape, mask=None, *, seed=None):

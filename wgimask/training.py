@@ -55,17 +55,8 @@ PRESETS = {
         beta=losses.DEFAULT_BETA,
         epochs=1000,
     ),
-    "paper128": dict(
-        model_size="paper",
-        image_size=128,
-        batch_size=32,
-        learning_rate=5e-5,
-        lr_schedule="constant",
-        alpha=losses.DEFAULT_ALPHA,
-        beta=losses.DEFAULT_BETA,
-        epochs=1000,
-    ),
 }
+PRESETS["paper128"] = {**PRESETS["paper"], "image_size": 128, "batch_size": 32}
 
 
 @dataclasses.dataclass(frozen=True)
