@@ -39,7 +39,8 @@ __all__ = [
 
 #: Default number of cycles; one cycle is |mask| exchange steps (the paper).
 DEFAULT_CYCLES = 5
-#: Default number of non-mask candidates drawn per step.
+#: Default number of non-mask candidates drawn per step (as in the reference
+#: implementation of NLPE, which also exchanges one pixel per step).
 DEFAULT_CANDIDATES = 30
 
 
