@@ -101,8 +101,8 @@ class TrainingConfig:
     channels: int = 3
     batch_size: int = 16
     epochs: int = 5
-    steps_per_epoch: int = 60
-    learning_rate: float = 5e-4
+    steps_per_epoch: int = 100
+    learning_rate: float = 1e-3
     lr_schedule: str = "cosine"
     alpha: float = losses.DEFAULT_ALPHA
     beta: float = losses.DEFAULT_BETA
