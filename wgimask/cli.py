@@ -38,17 +38,6 @@ from wgimask.networks import DOWNSAMPLING  # noqa: E402
 PRETRAINED_DIR = pathlib.Path(__file__).parent / "pretrained"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_float("density", 0.1, "Fraction of pixels to keep, in (0, 1).")
-flags.DEFINE_string(
-    "model",
-    None,
-    "A training run folder (train.py --model_dir) or its export/ folder; "
-    "default: the shipped model trained for the nearest density.",
-)
-flags.DEFINE_string("output_dir", "wgimask_out", "Where the PNGs go.")
-flags.DEFINE_boolean(
-    "diffusion", False, "Also inpaint the same mask with homogeneous diffusion."
-)
 
 
 class UsageError(ValueError):
@@ -230,8 +219,25 @@ def main(argv: list[str]) -> None:
         sys.exit(f"wgimask: {failed} of {len(paths)} images failed")
 
 
+def _define_flags() -> None:
+    # Defined when the command runs, not on import, so that importing this
+    # module (tests, notebooks) never clashes with other scripts' flags.
+    flags.DEFINE_float("density", 0.1, "Fraction of pixels to keep, in (0, 1).")
+    flags.DEFINE_string(
+        "model",
+        None,
+        "A training run folder (train.py --model_dir) or its export/ folder; "
+        "default: the shipped model trained for the nearest density.",
+    )
+    flags.DEFINE_string("output_dir", "wgimask_out", "Where the PNGs go.")
+    flags.DEFINE_boolean(
+        "diffusion", False, "Also inpaint the same mask with homogeneous diffusion."
+    )
+
+
 def run() -> None:
     """Console-script entry point."""
+    _define_flags()
     app.run(main)
 
 
