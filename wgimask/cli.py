@@ -7,9 +7,10 @@ For each image it writes ``NAME_mask.png`` (known pixels white), ``NAME_known.pn
 and, with ``--diffusion``, ``NAME_diffusion.png`` (homogeneous diffusion from the
 same mask), and prints one line of metrics.
 
-Images of any size are processed fully convolutionally in one piece (padded
-by reflection to a multiple of 8, then cropped back), so there are no tile
-seams. The mask keeps exactly round(D H W) pixels, those with the highest
+Images of any size are processed in half-overlapping tiles of the model's
+training crop size, blended with tent weights so that no seams show (a model
+trained on small crops applied to a whole large image in one piece gives far
+worse results). The mask keeps exactly round(D H W) pixels, those with the highest
 confidence of the mask generator, so its density is the requested one.
 """
 
@@ -95,11 +96,76 @@ def choose_model(model: str | None, density: float) -> pathlib.Path:
     return shipped[nearest]
 
 
-def _pad(array: np.ndarray) -> np.ndarray:
-    height, width = array.shape[:2]
-    pad_h = -height % DOWNSAMPLING
-    pad_w = -width % DOWNSAMPLING
-    return np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+DEFAULT_TILE = 64
+# Tiles per call of a SavedModel: bounds memory on large images.
+TILE_BATCH = 256
+
+
+def training_size(export_dir: pathlib.Path) -> int:
+    """The crop size a model was trained on (its tile size here)."""
+    config = export_dir.parent / "config.json"
+    if config.exists():
+        size = json.loads(config.read_text()).get("image_size")
+        if isinstance(size, int) and size % DOWNSAMPLING == 0:
+            return size
+    return DEFAULT_TILE
+
+
+def _starts(length: int, tile: int) -> list[int]:
+    # Half-overlapping windows, the last one flush with the border.
+    step = tile // 2
+    starts = list(range(0, max(length - tile, 0), step))
+    return [*starts, max(length - tile, 0)]
+
+
+def _window(tile: int) -> np.ndarray:
+    # Tent weights: each pixel is a blend dominated by the tile whose centre
+    # is nearest, which is what removes seams between tiles.
+    ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
+    return np.outer(ramp, ramp)[..., None].astype(np.float32)
+
+
+def run_tiled(function, tile: int, output: str, **arrays: np.ndarray) -> np.ndarray:
+    """Runs a SavedModel over half-overlapping tiles and blends the results.
+
+    The networks were trained on crops of `tile` pixels; applying them to the
+    whole of a much larger image puts them far outside that regime (their
+    outputs degrade badly), so large images are cut into such crops.
+
+    Args:
+        function: A `SavedModelFunction`.
+        tile: Tile side, the model's training crop size.
+        output: The output key to blend.
+        **arrays: (H, W, C) inputs of equal height and width.
+
+    Returns:
+        The blended (H, W, C_out) output.
+    """
+    height, width = next(iter(arrays.values())).shape[:2]
+    pad_h, pad_w = max(tile - height, 0), max(tile - width, 0)
+    mode = "reflect" if pad_h < height and pad_w < width else "edge"
+    padded = {
+        k: np.pad(v, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+        for k, v in arrays.items()
+    }
+    full_h, full_w = height + pad_h, width + pad_w
+    corners = [(y, x) for y in _starts(full_h, tile) for x in _starts(full_w, tile)]
+    window = _window(tile)
+    total = None
+    weight = np.zeros((full_h, full_w, 1), np.float32)
+    for first in range(0, len(corners), TILE_BATCH):
+        chunk = corners[first : first + TILE_BATCH]
+        feeds = {
+            k: np.stack([v[y : y + tile, x : x + tile] for y, x in chunk])
+            for k, v in padded.items()
+        }
+        result = function(**feeds)[output]
+        if total is None:
+            total = np.zeros((full_h, full_w, result.shape[-1]), np.float32)
+        for (y, x), values in zip(chunk, result, strict=True):
+            total[y : y + tile, x : x + tile] += window * values
+            weight[y : y + tile, x : x + tile] += window
+    return (total / weight)[:height, :width]
 
 
 def optimise_mask(
@@ -107,6 +173,7 @@ def optimise_mask(
     density: float,
     mask_gan: SavedModelFunction,
     inpainter: SavedModelFunction,
+    tile: int = DEFAULT_TILE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Learned mask of an exact density and its learned inpainting.
 
@@ -115,19 +182,20 @@ def optimise_mask(
         density: Fraction of pixels to keep, in (0, 1).
         mask_gan: The ``mask_gan`` SavedModel.
         inpainter: The ``inpainter`` SavedModel of the same run.
+        tile: Tile side (the model's training crop size).
 
     Returns:
         The bool (H, W) mask with round(D H W) pixels and the (H, W, C)
         inpainting.
     """
     height, width = image.shape[:2]
-    padded = _pad(image)[None]
-    confidence = mask_gan(image=padded)["confidence"][0, :height, :width]
+    confidence = run_tiled(mask_gan, tile, "confidence", image=image)
     mask = top_confidence_mask(confidence, point_count(density, (height, width)))
-    padded_mask = np.zeros(padded.shape[1:3] + (1,), np.float32)
-    padded_mask[:height, :width, 0] = mask
-    inpainted = inpainter(image=padded, mask=padded_mask[None])["inpainted"]
-    return mask, np.clip(inpainted[0, :height, :width], 0.0, 1.0)
+    known = mask[..., None].astype(np.float32)
+    inpainted = run_tiled(inpainter, tile, "inpainted", image=image, mask=known)
+    # Blending cannot move known pixels (every tile keeps them), but make it exact.
+    inpainted = np.where(mask[..., None], image, inpainted)
+    return mask, np.clip(inpainted, 0.0, 1.0)
 
 
 def _save(array: np.ndarray, path: pathlib.Path) -> None:
@@ -152,12 +220,13 @@ def process(
     inpainter: SavedModelFunction,
     output_dir: pathlib.Path,
     diffusion: bool,
+    tile: int = DEFAULT_TILE,
 ) -> str:
     """Writes the PNGs for one image and returns its metrics line."""
     image = data.load_image(path, mask_gan.channels)
     if min(image.shape[:2]) < 2:
         raise UsageError(f"{path}: image of {image.shape[1]}x{image.shape[0]} px")
-    mask, learned = optimise_mask(image, density, mask_gan, inpainter)
+    mask, learned = optimise_mask(image, density, mask_gan, inpainter, tile)
     stem = output_dir / path.stem
     _save(mask[..., None].astype(np.float32), stem.with_name(stem.name + "_mask.png"))
     _save(image * mask[..., None], stem.with_name(stem.name + "_known.png"))
@@ -209,7 +278,15 @@ def main(argv: list[str]) -> None:
     for path in paths:
         try:
             print(
-                process(path, density, mask_gan, inpainter, output_dir, FLAGS.diffusion)
+                process(
+                    path,
+                    density,
+                    mask_gan,
+                    inpainter,
+                    output_dir,
+                    FLAGS.diffusion,
+                    training_size(export_dir),
+                )
             )
         except (OSError, ValueError) as error:
             # Report and go on with the other images; the exit code says so.
