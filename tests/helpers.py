@@ -6,6 +6,9 @@ import pathlib
 
 import numpy as np
 from PIL import Image
+from skimage import data
+
+from wgimask.baselines import inpaint
 
 
 def synthetic_image(height: int, width: int, seed: int) -> np.ndarray:
@@ -33,3 +36,16 @@ def write_images(
         Image.fromarray(pixels).save(path)
         paths.append(path)
     return paths
+
+
+def photo_crop(name: str, size: int) -> np.ndarray:
+    """Centre crop of one of scikit-image's photos, float64 in [0, 1]."""
+    img = getattr(data, name)()
+    h, w = img.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return img[top : top + size, left : left + size].astype(np.float64) / 255.0
+
+
+def diffusion_mae(f: np.ndarray, mask: np.ndarray) -> float:
+    """MAE of homogeneous diffusion inpainting from `mask`."""
+    return float(np.abs(inpaint(f, mask) - f).mean())

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-from skimage import data
+from helpers import diffusion_mae, photo_crop
 
 from wgimask.baselines import (
-    inpaint,
     nonlocal_pixel_exchange,
     probabilistic_sparsification,
     random_mask,
@@ -14,19 +13,8 @@ from wgimask.baselines.diffusion import grid, solve_direct
 from wgimask.baselines.exchange import IncrementalInpainter
 
 
-def _photo(name: str, size: int) -> np.ndarray:
-    img = getattr(data, name)()
-    h, w = img.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
-    return img[top : top + size, left : left + size].astype(np.float64) / 255.0
-
-
-def _mae(f, mask):
-    return float(np.abs(inpaint(f, mask) - f).mean())
-
-
 def test_low_rank_updates_match_a_fresh_solve():
-    f = _photo("coffee", 20)
+    f = photo_crop("coffee", 20)
     g = grid(20, 20)
     order = g.order
     values = f.reshape(-1, 3)[order]
@@ -52,28 +40,28 @@ def test_low_rank_updates_match_a_fresh_solve():
 
 
 def test_keeps_the_count_and_never_increases_the_error():
-    f = _photo("astronaut", 32)
+    f = photo_crop("astronaut", 32)
     start = random_mask(f.shape, 0.1, seed=4)
     mask = nonlocal_pixel_exchange(f, start, cycles=2, seed=0)
     assert mask.dtype == bool and mask.shape == start.shape
     assert mask.sum() == start.sum()
-    assert _mae(f, mask) < _mae(f, start)
+    assert diffusion_mae(f, mask) < diffusion_mae(f, start)
     # From an already exchanged mask it still cannot get worse.
     again = nonlocal_pixel_exchange(f, mask, cycles=1, seed=1)
     assert again.sum() == start.sum()
-    assert _mae(f, again) <= _mae(f, mask)
+    assert diffusion_mae(f, again) <= diffusion_mae(f, mask)
 
 
 def test_ps_then_nlpe_ranks_below_ps_and_random():
-    f = _photo("chelsea", 40)
+    f = photo_crop("chelsea", 40)
     ps = probabilistic_sparsification(f, 0.1, seed=0)
     nlpe = nonlocal_pixel_exchange(f, ps, seed=0)
     rnd = random_mask(f.shape, 0.1, seed=0)
-    assert _mae(f, nlpe) < _mae(f, ps) < _mae(f, rnd)
+    assert diffusion_mae(f, nlpe) < diffusion_mae(f, ps) < diffusion_mae(f, rnd)
 
 
 def test_repeats_exactly_for_a_seed():
-    f = _photo("coffee", 24)
+    f = photo_crop("coffee", 24)
     start = random_mask(f.shape, 0.1, seed=0)
     a = nonlocal_pixel_exchange(f, start, cycles=1, seed=3)
     b = nonlocal_pixel_exchange(f, start, cycles=1, seed=3)
@@ -81,7 +69,7 @@ def test_repeats_exactly_for_a_seed():
 
 
 def test_trivial_cases_return_the_mask():
-    f = _photo("camera", 12)
+    f = photo_crop("camera", 12)
     full = np.ones((12, 12), dtype=bool)
     assert np.array_equal(nonlocal_pixel_exchange(f, full), full)
     start = random_mask(f.shape, 0.2, seed=1)

@@ -2,40 +2,31 @@
 
 import numpy as np
 import pytest
-from skimage import data
+from helpers import diffusion_mae, photo_crop
 
-from wgimask.baselines import inpaint, probabilistic_sparsification, random_mask
-
-
-def _photo(name: str, size: int) -> np.ndarray:
-    img = getattr(data, name)()
-    h, w = img.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
-    return img[top : top + size, left : left + size].astype(np.float64) / 255.0
-
-
-def _mae(f, mask):
-    return float(np.abs(inpaint(f, mask) - f).mean())
+from wgimask.baselines import probabilistic_sparsification, random_mask
 
 
 @pytest.mark.parametrize("density", [0.05, 0.1, 0.37])
 def test_exact_point_count(density):
-    f = _photo("chelsea", 24)
+    f = photo_crop("chelsea", 24)
     mask = probabilistic_sparsification(f, density, seed=1)
     assert mask.shape == (24, 24) and mask.dtype == bool
     assert mask.sum() == round(density * 24 * 24)
 
 
-def test_beats_random_masks_on_a_photo():
-    f = _photo("astronaut", 40)
+def test_beats_random_masks_on_aphoto_crop():
+    f = photo_crop("astronaut", 40)
     mask = probabilistic_sparsification(f, 0.1, seed=0)
-    ps_error = _mae(f, mask)
-    random_errors = [_mae(f, random_mask(f.shape, 0.1, seed=s)) for s in range(4)]
+    ps_error = diffusion_mae(f, mask)
+    random_errors = [
+        diffusion_mae(f, random_mask(f.shape, 0.1, seed=s)) for s in range(4)
+    ]
     assert ps_error < min(random_errors)
 
 
 def test_repeats_exactly_for_a_seed():
-    f = _photo("coffee", 24)
+    f = photo_crop("coffee", 24)
     a = probabilistic_sparsification(f, 0.1, seed=5)
     b = probabilistic_sparsification(f, 0.1, seed=5)
     c = probabilistic_sparsification(f, 0.1, seed=6)
@@ -44,7 +35,7 @@ def test_repeats_exactly_for_a_seed():
 
 
 def test_grey_image_and_literature_fractions():
-    f = _photo("camera", 20)
+    f = photo_crop("camera", 20)
     mask = probabilistic_sparsification(
         f, 0.1, candidate_fraction=0.02, removal_fraction=0.02, seed=0
     )
