@@ -151,13 +151,17 @@ def test_two_devices_match_one_device(tmp_path):
             assert trainer.strategy.num_replicas_in_sync in (1, 2)
             ds = trainer.add_noise(data.training_dataset(images, 32, 4, seed=0))
             it = iter(strategy.experimental_distribute_dataset(ds))
-            for _ in range(2):
-                trainer.train_step(next(it))
+            trainer.train_step(next(it))
             weights.append([v.numpy() for n in trainer.networks.values()
                             for v in n.weights])
         assert len(weights[0]) == len(weights[1])
         worst = max(np.abs(a - b).max() for a, b in zip(*weights))
         print("max weight difference", worst)
+        # The step must have changed the weights for the comparison to count.
+        fresh = Trainer(config, tf.distribute.OneDeviceStrategy("/cpu:0"))
+        moved = max(np.abs(a - b.numpy()).max() for a, b in zip(
+            weights[1], [v for n in fresh.networks.values() for v in n.weights]))
+        assert moved > 1e-4, moved
         assert worst < 1e-5, worst
         """
     )
