@@ -1,0 +1,358 @@
+"""Speed of the mask GAN: inference, the joint training step and the input pipeline.
+
+In one run it measures the machine's float32 matmul peak and, next to it:
+
+* mask-GAN inference (mask generator, hard rounding, inpainting generator: the
+  path of the exported ``mask_gan`` SavedModel) for each model size at 64 and
+  128 px, batch 1 and 32;
+* the joint training step (`Trainer.train_step`: forward passes, the three
+  losses, gradients and Adam updates of all three networks) at the training
+  crop size;
+* the input pipeline of training alone (random crops of the embedded photos plus
+  the per-batch noise), and how much faster it is than the training step
+  consumes images.
+
+Every figure is printed with its ratio to the matmul peak.
+
+FLOPs are counted analytically (`wgimask.networks.forward_flops`: convolutions
+and dense layers, 2 FLOP per multiply-add, for one image). Inference counts one
+forward pass of the mask generator and one of the inpainting generator. A joint
+training step counts 3x the forward FLOPs (forward, input gradient, kernel
+gradient) for each network per pass it takes part in: once the mask generator,
+once the inpainting generator, twice the critic (inpainted and original image),
+per image of the batch. The work actually done is somewhat larger (the mask loss
+backpropagates through the inpainting generator a second time, the generator
+loss through the critic), so the ratios are conservative.
+
+The matmul peak is the best of TensorFlow's and NumPy's float32 matmul of two
+large square matrices, sampled several times during the run (the median of the
+samples is reported): on a machine shared with other work, this keeps the peak
+and the figures under comparable load. Every figure is the median of repeats.
+
+    python benchmarks/networks.py [--quick] [--output=FILE.json]
+
+The script turns on TensorFlow's oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS=1``,
+TensorFlow's default only on CPUs with AVX-512) unless the variable is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+# Both must be set before TensorFlow is imported.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import tensorflow as tf  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
+
+from wgimask import blocks, data, export  # noqa: E402
+from wgimask.networks import (  # noqa: E402
+    MODEL_SIZES,
+    Critic,
+    InpaintingGenerator,
+    MaskGenerator,
+    forward_flops,
+)
+from wgimask.training import Trainer, TrainingConfig  # noqa: E402
+
+#: The model size of the shipped models, whose training step has a target.
+SHIPPED_MODEL_SIZE = "small"
+#: Crop size and batch of the training runs measured (the CPU training setup).
+TRAIN_IMAGE_SIZE = 32
+TRAIN_BATCH = 32
+MATMUL_SIZE = 4096
+
+
+class Peak:
+    """Samples of the float32 matmul peak, taken during the run."""
+
+    def __init__(self, size: int = MATMUL_SIZE):
+        self.size = size
+        self.samples: list[float] = []
+        self.by_library: dict[str, list[float]] = {"tensorflow": [], "numpy": []}
+        a = tf.random.normal((size, size), seed=1)
+        b = tf.random.normal((size, size), seed=2)
+        self._tf = (tf.function(lambda x, y: tf.linalg.matmul(x, y)), a, b)
+        self._np = (a.numpy(), b.numpy())
+        self._tf[0](a, b).numpy()  # trace and warm up
+        _ = self._np[0] @ self._np[1]
+
+    def sample(self) -> float:
+        """Times one matmul per library; records and returns the better."""
+        flops = 2 * self.size**3
+        f, a, b = self._tf
+        start = time.perf_counter()
+        f(a, b).numpy()
+        tf_rate = flops / (time.perf_counter() - start) / 1e9
+        a_np, b_np = self._np
+        start = time.perf_counter()
+        _ = a_np @ b_np
+        np_rate = flops / (time.perf_counter() - start) / 1e9
+        self.by_library["tensorflow"].append(tf_rate)
+        self.by_library["numpy"].append(np_rate)
+        self.samples.append(max(tf_rate, np_rate))
+        return self.samples[-1]
+
+    @property
+    def gflops(self) -> float:
+        return statistics.median(self.samples)
+
+
+def _median_seconds(run, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _record(results, what, model_size, image_size, batch, seconds, flops=None):
+    result = {
+        "what": what,
+        "model_size": model_size,
+        "image_size": image_size,
+        "batch": batch,
+        "seconds": seconds,
+        "images_per_second": batch / seconds,
+        "flops_per_image": flops,
+        "gflops": None if flops is None else flops * batch / seconds / 1e9,
+    }
+    results.append(result)
+    return result
+
+
+def measure_inference(model_size, image_size, batches, repeats, jit_compile):
+    """Mask-GAN inference at one size; returns (flops per image, {batch: s})."""
+    generator = InpaintingGenerator(image_size, 3, model_size)
+    mask_generator = MaskGenerator(image_size, 3, model_size)
+    confidence = mask_generator.confidence_model()
+    flops = forward_flops(generator) + forward_flops(mask_generator)
+    spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32)
+
+    @tf.function(input_signature=[spec], jit_compile=jit_compile or None)
+    def infer(image):
+        return export.mask_gan(generator, confidence, image)
+
+    seconds = {}
+    for batch in batches:
+        image = tf.random.uniform((batch, image_size, image_size, 3), seed=batch)
+
+        def run(image=image):
+            # Fetching the values waits for the computation to finish.
+            out = infer(image)
+            out["inpainted"].numpy()
+
+        run()  # warm-up: tracing, kernel selection
+        seconds[batch] = _median_seconds(run, repeats)
+    return flops, seconds
+
+
+def training_flops(model_size: str, image_size: int) -> int:
+    """Analytical FLOPs of one joint step per image (see the module doc)."""
+    passes = {
+        MaskGenerator(image_size, 3, model_size): 1,
+        InpaintingGenerator(image_size, 3, model_size): 1,
+        Critic(image_size, 3, model_size): 2,
+    }
+    return sum(3 * count * forward_flops(net) for net, count in passes.items())
+
+
+def measure_training(model_size, image_size, batch, repeats, jit_compile, photos):
+    """Seconds per joint step and per pipeline batch at one size."""
+    with tempfile.TemporaryDirectory() as model_dir:
+        config = TrainingConfig(
+            model_size=model_size,
+            image_size=image_size,
+            batch_size=batch,
+            model_dir=model_dir,
+            jit_compile=jit_compile,
+        )
+        trainer = Trainer(config)
+        dataset = trainer.add_noise(
+            data.training_dataset(photos, image_size, batch, seed=0)
+        )
+        iterator = iter(dataset)
+
+        def step():
+            values = trainer.train_step(next(iterator))
+            float(values["mae"])  # wait for the step
+
+        step()  # tracing
+        step()
+        train_s = _median_seconds(step, repeats)
+
+        # The pipeline alone, as training consumes it (crops + noise).
+        pipeline = iter(
+            trainer.add_noise(data.training_dataset(photos, image_size, batch, seed=1))
+        )
+        for _ in range(5):
+            next(pipeline)
+        count = 50
+        start = time.perf_counter()
+        for _ in range(count):
+            next(pipeline)["image"].numpy()
+        pipeline_s = (time.perf_counter() - start) / count
+    return train_s, pipeline_s
+
+
+def _line(result, peak):
+    gflops = result["gflops"]
+    ratio = "" if gflops is None else f"{gflops:8.1f} {gflops / peak:6.2f}"
+    return (
+        f"{result['what']:22s} {result['model_size'] or '-':>7s} "
+        f"{result['image_size']:>4d}px {result['batch']:>5d} "
+        f"{result['seconds'] * 1e3:>10.1f} {result['images_per_second']:>9.1f} "
+        f"{ratio}"
+    )
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the figures with targets (under two minutes): paper-size "
+        "inference at 128 px, batch 32, and the shipped size's training step "
+        "and input pipeline",
+    )
+    parser.add_argument("--output", help="write the figures to this JSON file")
+    parser.add_argument(
+        "--sizes", nargs="+", default=list(MODEL_SIZES), choices=list(MODEL_SIZES)
+    )
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--shipped_size", default=SHIPPED_MODEL_SIZE)
+    parser.add_argument("--jit_compile", action="store_true", help="compile with XLA")
+    parser.add_argument(
+        "--reference_ops",
+        action="store_true",
+        help="stock TensorFlow ops in the blocks (the plain path, for comparison)",
+    )
+    args = parser.parse_args(argv)
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    if args.reference_ops:
+        blocks.reference_ops().__enter__()
+    repeats = args.repeats or (1 if args.quick else 3)
+    started = time.perf_counter()
+
+    peak = Peak()
+    for _ in range(2):
+        peak.sample()
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    print(
+        f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, "
+        f"TF_ENABLE_ONEDNN_OPTS={onednn}, XLA {'on' if args.jit_compile else 'off'}, "
+        f"{'stock' if args.reference_ops else 'fused'} block ops; "
+        f"median of {repeats} repeat(s)"
+    )
+
+    if args.quick:
+        inference = [("paper", 128, [32])]
+        if args.shipped_size != "paper":
+            inference.append((args.shipped_size, 128, [32]))
+        training = [args.shipped_size]
+    else:
+        inference = [(s, px, [1, 32]) for s in args.sizes for px in (64, 128)]
+        training = list(args.sizes)
+
+    results = []
+    for model_size, image_size, batches in inference:
+        flops, seconds = measure_inference(
+            model_size, image_size, batches, repeats, args.jit_compile
+        )
+        for batch, s in seconds.items():
+            _record(
+                results, "mask_gan_inference", model_size, image_size, batch, s, flops
+            )
+        peak.sample()
+
+    photos = data.embedded_photos(3)
+    for model_size in training:
+        train_s, pipeline_s = measure_training(
+            model_size,
+            TRAIN_IMAGE_SIZE,
+            TRAIN_BATCH,
+            max(repeats, 3),
+            args.jit_compile,
+            photos,
+        )
+        flops = training_flops(model_size, TRAIN_IMAGE_SIZE)
+        step = _record(
+            results,
+            "joint_training_step",
+            model_size,
+            TRAIN_IMAGE_SIZE,
+            TRAIN_BATCH,
+            train_s,
+            flops,
+        )
+        pipeline = _record(
+            results,
+            "input_pipeline",
+            None,
+            TRAIN_IMAGE_SIZE,
+            TRAIN_BATCH,
+            pipeline_s,
+        )
+        pipeline["training_model_size"] = model_size
+        pipeline["ratio_to_training_step"] = (
+            pipeline["images_per_second"] / step["images_per_second"]
+        )
+        peak.sample()
+
+    matmul = peak.gflops
+    for result in results:
+        gflops = result["gflops"]
+        result["ratio_to_peak"] = None if gflops is None else gflops / matmul
+
+    print(
+        f"float32 matmul peak ({MATMUL_SIZE}x{MATMUL_SIZE}, median of "
+        f"{len(peak.samples)} samples of the better library): {matmul:.1f} GFLOP/s "
+        f"(TensorFlow {statistics.median(peak.by_library['tensorflow']):.1f}, "
+        f"NumPy {statistics.median(peak.by_library['numpy']):.1f})"
+    )
+    print(
+        f"{'what':22s} {'size':>7s} {'crop':>6s} {'batch':>5s} {'ms/batch':>10s} "
+        f"{'images/s':>9s} {'GFLOP/s':>8s} {'/peak':>6s}"
+    )
+    for result in results:
+        line = _line(result, matmul)
+        if result["what"] == "input_pipeline":
+            line += (
+                f"   {result['ratio_to_training_step']:.0f}x the "
+                f"{result['training_model_size']} training step"
+            )
+        print(line)
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+    report = {
+        "matmul_gflops": matmul,
+        "matmul_gflops_samples": peak.samples,
+        "matmul_gflops_by_library": {
+            k: statistics.median(v) for k, v in peak.by_library.items()
+        },
+        "cpu_cores": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "onednn": onednn,
+        "jit_compile": args.jit_compile,
+        "block_ops": "stock" if args.reference_ops else "fused",
+        "repeats": repeats,
+        "flops": "analytical (wgimask.networks.forward_flops, 2 per multiply-add)",
+        "runs": results,
+    }
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(report, f, indent=2)
+    return report
+
+
+if __name__ == "__main__":
+    main()
