@@ -198,7 +198,9 @@ def _kernel_gradients(x, grads, kernel_size: int, dilations):
     def branch_gradient(x_part, g, d):
         pad = d * half
         padded = tf.pad(g, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-        height, width = tf.shape(g)[1], tf.shape(g)[2]
+        # Static sides where known keep the graph small (constant slices).
+        height = g.shape[1] if g.shape[1] is not None else tf.shape(g)[1]
+        width = g.shape[2] if g.shape[2] is not None else tf.shape(g)[2]
         # Shifted copies, first along the width (k slices), then along the
         # height (k slices of whole rows, cheap copies): columns[r, (a', b', c)]
         # = padded[r + d (a', b')] = g[r + d (a' - h, b' - h)], the tap
