@@ -58,6 +58,15 @@ def _use_reference_ops() -> bool:
     return getattr(_state, "reference", False)
 
 
+def _onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels (TF_ENABLE_ONEDNN_OPTS)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # private module; without it assume the default kernels
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 def hard_sigmoid(x):
     """Keras 2 hard sigmoid, clip(0.2 x + 0.5, 0, 1).
@@ -196,6 +205,21 @@ def _kernel_gradients(x, grads, kernel_size: int, dilations):
     in_channels = x.shape[-1]
 
     def branch_gradient(x_part, g, d):
+        if d == 1 and _onednn_enabled():
+            # oneDNN's own kernel-gradient primitive beats the copies below
+            # for undilated kernels (it does not take dilation).
+            kernel = tf.raw_ops.Conv2DBackpropFilter(
+                input=x_part,
+                filter_sizes=[k, k, in_channels, g.shape[-1]],
+                out_backprop=g,
+                strides=[1, 1, 1, 1],
+                padding="SAME",
+            )
+            # Back to the layout of the matmul result, flat[c_in, (a', b', c)].
+            return tf.reshape(
+                tf.transpose(tf.reverse(kernel, [0, 1]), (2, 0, 1, 3)),
+                (in_channels, -1),
+            )
         pad = d * half
         padded = tf.pad(g, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
         # Static sides where known keep the graph small (constant slices).
