@@ -1,183 +1,450 @@
-"""Speed of the networks against the machine's float32 matmul peak.
+"""Speed of the mask GAN: inference, the joint training step and the input pipeline.
 
-    python benchmarks/networks.py --quick --output=r.json
+In one run it measures the machine's float32 matmul peak and, next to it:
 
-Measures, in one run: the matmul peak (GFLOP/s of a large float32 matmul);
-for each model size, at 64 and 128 px and batch 1 and 32, mask-GAN inference
-(mask generator, then inpainting generator) and the joint training step; and
-the input pipeline alone. Each figure is printed with its ratio to the peak.
+* mask-GAN inference (mask generator, hard rounding, inpainting generator: the
+  path of the exported ``mask_gan`` SavedModel) for each model size at 64 and
+  128 px, batch 1 and 32, and the mask generator alone (``mask_inference``, the
+  mask as the paper's Table 4 times it against PS and NLPE);
+* the joint training step (`Trainer.train_step`: forward passes, the three
+  losses, gradients and Adam updates of all three networks) at the training
+  crop size;
+* the input pipeline of training alone (random crops of the embedded photos plus
+  the per-batch noise), and how much faster it is than the training step
+  consumes images.
 
-FLOPs are counted analytically (`wgimask.networks.forward_flops`: 2 per
-multiply-add of convolutions and dense layers). A training step is counted as
-3x the forward FLOPs of every network pass it contains (forward, and backward
-with respect to inputs and weights): m once, g once, d twice.
+Every figure is printed with its ratio to the matmul peak.
+
+FLOPs are counted analytically (`wgimask.networks.forward_flops`: convolutions
+and dense layers, 2 FLOP per multiply-add, for one image). Inference counts one
+forward pass of the mask generator and one of the inpainting generator. A joint
+training step counts 3x the forward FLOPs (forward, input gradient, kernel
+gradient) for each network per pass it takes part in: once the mask generator,
+once the inpainting generator, twice the critic (inpainted and original image),
+per image of the batch. The work actually done is somewhat larger (the mask loss
+backpropagates through the inpainting generator a second time, the generator
+loss through the critic), so the ratios are conservative.
+
+The matmul peak is the best of TensorFlow's and NumPy's float32 matmul of two
+large square matrices, sampled several times during the run (the median of the
+samples is reported): on a machine shared with other work, this keeps the peak
+and the figures under comparable load. Every figure is the median of repeats.
+
+    python benchmarks/networks.py [--quick] [--output=FILE.json]
+
+The script turns on TensorFlow's oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS=1``,
+TensorFlow's default only on CPUs with AVX-512) unless the variable is set.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import statistics
+import sys
+import tempfile
+import time
 
+# Both must be set before TensorFlow is imported.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import json  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
 
-from wgimask import data, export  # noqa: E402
-from wgimask.devices import cpu_description  # noqa: E402
+from wgimask import blocks, data, export  # noqa: E402
+from wgimask.blocks import round_straight_through  # noqa: E402
 from wgimask.networks import (  # noqa: E402
+    MODEL_SIZES,
     Critic,
     InpaintingGenerator,
     MaskGenerator,
+    draw_seed,
     forward_flops,
 )
 from wgimask.training import Trainer, TrainingConfig  # noqa: E402
 
-FLAGS = flags.FLAGS
-flags.DEFINE_boolean("quick", False, "Fewer sizes and repeats (under 2 minutes).")
-flags.DEFINE_string("output", None, "Write the figures to this JSON file.")
-flags.DEFINE_boolean("jit_compile", False, "Compile with XLA.")
+#: The model size of the shipped models, whose training step has a target.
+SHIPPED_MODEL_SIZE = "small"
+#: Crop size and batch of the training runs measured (the CPU training setup).
+TRAIN_IMAGE_SIZE = 32
+TRAIN_BATCH = 32
+MATMUL_SIZE = 4096
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: tracing and first allocation
+class Peak:
+    """Samples of the float32 matmul peak, taken during the run."""
+
+    def __init__(self, size: int = MATMUL_SIZE):
+        self.size = size
+        self.samples: list[float] = []
+        self.by_library: dict[str, list[float]] = {"tensorflow": [], "numpy": []}
+        a = tf.random.normal((size, size), seed=1)
+        b = tf.random.normal((size, size), seed=2)
+        self._tf = (tf.function(lambda x, y: tf.linalg.matmul(x, y)), a, b)
+        self._np = (a.numpy(), b.numpy())
+        self._tf[0](a, b).numpy()  # trace and warm up
+        _ = self._np[0] @ self._np[1]
+
+    def sample(self) -> float:
+        """Times one matmul per library; records and returns the better."""
+        flops = 2 * self.size**3
+        f, a, b = self._tf
+        start = time.perf_counter()
+        f(a, b).numpy()
+        tf_rate = flops / (time.perf_counter() - start) / 1e9
+        a_np, b_np = self._np
+        start = time.perf_counter()
+        _ = a_np @ b_np
+        np_rate = flops / (time.perf_counter() - start) / 1e9
+        self.by_library["tensorflow"].append(tf_rate)
+        self.by_library["numpy"].append(np_rate)
+        self.samples.append(max(tf_rate, np_rate))
+        return self.samples[-1]
+
+    @property
+    def gflops(self) -> float:
+        return statistics.median(self.samples)
+
+
+def _median_seconds(run, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        run()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def matmul_peak(repeats: int) -> float:
-    """GFLOP/s of a 2048x2048 float32 matmul."""
-    n = 2048
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
-    seconds = _median_seconds(lambda: tf.linalg.matmul(a, b).numpy(), repeats)
-    return 2 * n**3 / seconds / 1e9
+def _record(results, what, model_size, image_size, batch, seconds, flops=None):
+    result = {
+        "what": what,
+        "model_size": model_size,
+        "image_size": image_size,
+        "batch": batch,
+        "seconds": seconds,
+        "images_per_second": batch / seconds,
+        "flops_per_image": flops,
+        "gflops": None if flops is None else flops * batch / seconds / 1e9,
+    }
+    results.append(result)
+    return result
 
 
-def inference(size: str, px: int, batch: int, repeats: int, jit: bool) -> dict:
-    g = InpaintingGenerator(None, 3, size)
-    m = MaskGenerator(None, 3, size)
-    confidence = m.confidence_model()
-    flops = forward_flops(InpaintingGenerator(px, 3, size)) + forward_flops(
-        MaskGenerator(px, 3, size)
-    )
-    fn = tf.function(
-        lambda x: export.mask_gan(g, confidence, x)["inpainted"], jit_compile=jit
-    )
-    images = tf.random.uniform((batch, px, px, 3))
-    seconds = _median_seconds(lambda: fn(images).numpy(), repeats)
-    return {"flops": flops * batch, "seconds": seconds}
+def measure_inference(model_size, image_size, batches, repeats, args, masks_only):
+    """Inference at one size.
+
+    Args:
+        model_size: Model size.
+        image_size: Side of the square images.
+        batches: Batch sizes to time.
+        repeats: Timed calls per batch size (the median is kept).
+        args: Command-line arguments (``jit_compile``, ``quick``).
+        masks_only: Time the mask generator alone (confidence and hard rounding)
+            instead of the whole mask GAN (mask, then inpainting).
+
+    Returns:
+        (FLOPs per image, {batch: seconds per call}).
+    """
+    generator = InpaintingGenerator(image_size, 3, model_size)
+    mask_generator = MaskGenerator(image_size, 3, model_size)
+    confidence = mask_generator.confidence_model()
+    flops = forward_flops(mask_generator)
+    if not masks_only:
+        flops += forward_flops(generator)
+    spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32)
+
+    @tf.function(input_signature=[spec], jit_compile=args.jit_compile or None)
+    def infer(image):
+        if masks_only:
+            seed = draw_seed(tf.shape(image), seed=export.MASK_SEED)
+            c = confidence({"image": image, "seed": seed}, training=False)
+            return round_straight_through(c)
+        # The serving path of the exported mask_gan SavedModel.
+        return export.mask_gan(generator, confidence, image)["inpainted"]
+
+    seconds = {}
+    for batch in batches:
+        image = tf.random.uniform((batch, image_size, image_size, 3), seed=batch)
+
+        def run(image=image):
+            infer(image).numpy()  # fetching the values waits for the result
+
+        # Warm-up (tracing, kernel selection). --quick warms a large batch up
+        # with two images: the same graph and kernels, at a fraction of the time.
+        warm = 2 if args.quick and batch > 2 else batch
+        infer(image[:warm]).numpy()
+        seconds[batch] = _median_seconds(run, repeats)
+    return flops, seconds
 
 
-def training_step(size: str, px: int, batch: int, repeats: int, jit: bool) -> dict:
-    config = TrainingConfig(
-        image_size=px,
-        batch_size=batch,
-        model_size=size,
-        model_dir="/tmp/wgimask-benchmark",
-        jit_compile=jit,
-    )
-    trainer = Trainer(config)
-    images = [img for img in data.embedded_photos(3)]
-    dataset = trainer.add_noise(data.training_dataset(images, px, batch, seed=0))
-    batch_data = next(iter(dataset))
-    seconds = _median_seconds(
-        lambda: trainer.train_step(batch_data)["mask_loss"].numpy(), repeats
-    )
-    g = forward_flops(InpaintingGenerator(px, 3, size))
-    m = forward_flops(MaskGenerator(px, 3, size))
-    d = forward_flops(Critic(px, 3, size))
-    return {"flops": 3 * (g + m + 2 * d) * batch, "seconds": seconds}
+def training_flops(model_size: str, image_size: int) -> int:
+    """Analytical FLOPs of one joint step per image (see the module doc)."""
+    passes = {
+        MaskGenerator(image_size, 3, model_size): 1,
+        InpaintingGenerator(image_size, 3, model_size): 1,
+        Critic(image_size, 3, model_size): 2,
+    }
+    return sum(3 * count * forward_flops(net) for net, count in passes.items())
 
 
-def input_pipeline(px: int, batch: int, batches: int) -> float:
-    """Images per second of the training input pipeline alone."""
-    dataset = data.training_dataset(data.embedded_photos(3), px, batch, seed=0)
-    iterator = iter(dataset)
-    next(iterator)
-    start = time.perf_counter()
-    for _ in range(batches):
-        next(iterator)
-    return batches * batch / (time.perf_counter() - start)
-
-
-def main(argv):
-    del argv
-    quick = FLAGS.quick
-    repeats = 2 if quick else 5
-    sizes = ["tiny", "small"] + ([] if quick else ["medium", "paper"])
-    print(f"device: {cpu_description()}; TensorFlow {tf.__version__}")
-    peak = matmul_peak(repeats)
-    print(f"float32 matmul peak: {peak:.1f} GFLOP/s")
-    runs = []
-
-    def record(what, size, px, batch, result):
-        gflops = result["flops"] / result["seconds"] / 1e9
-        entry = {
-            "what": what,
-            "model_size": size,
-            "image_size": px,
-            "batch": batch,
-            "images_per_second": batch / result["seconds"],
-            "gflops": gflops,
-            "ratio_to_peak": gflops / peak,
-        }
-        runs.append(entry)
-        print(
-            f"{what:10s} {size:7s} {px:4d} px batch {batch:3d}: "
-            f"{entry['images_per_second']:9.1f} img/s, {gflops:6.1f} GFLOP/s, "
-            f"{entry['ratio_to_peak']:.2f} of peak"
+def measure_training(model_size, image_size, batch, repeats, jit_compile, photos):
+    """Seconds per joint step and per pipeline batch at one size."""
+    with tempfile.TemporaryDirectory() as model_dir:
+        config = TrainingConfig(
+            model_size=model_size,
+            image_size=image_size,
+            batch_size=batch,
+            model_dir=model_dir,
+            jit_compile=jit_compile,
         )
+        trainer = Trainer(config)
+        dataset = trainer.add_noise(
+            data.training_dataset(photos, image_size, batch, seed=0)
+        )
+        iterator = iter(dataset)
 
-    for size in sizes:
-        for px in (64, 128):
-            for batch in (1, 32):
-                if quick and size == "small" and batch == 1:
-                    continue
-                record(
-                    "inference",
-                    size,
-                    px,
-                    batch,
-                    inference(size, px, batch, repeats, FLAGS.jit_compile),
-                )
-        px, batch = 64, 32 if not quick else 16
-        record(
-            "train_step",
-            size,
-            px,
-            batch,
-            training_step(size, px, batch, repeats, FLAGS.jit_compile),
+        def step():
+            values = trainer.train_step(next(iterator))
+            float(values["mae"])  # wait for the step
+
+        step()  # tracing
+        step()
+        train_s = _median_seconds(step, repeats)
+
+        # The pipeline alone, as training consumes it (crops + noise).
+        pipeline = iter(
+            trainer.add_noise(data.training_dataset(photos, image_size, batch, seed=1))
         )
-    for px in (64, 128):
-        rate = input_pipeline(px, 32, 20 if quick else 100)
-        runs.append(
-            {
-                "what": "input_pipeline",
-                "model_size": None,
-                "image_size": px,
-                "batch": 32,
-                "images_per_second": rate,
-                "gflops": None,
-                "ratio_to_peak": None,
-            }
-        )
-        print(f"input      {px:4d} px batch  32: {rate:9.1f} img/s")
-    if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump(
-                {"matmul_gflops": peak, "device": cpu_description(), "runs": runs},
-                f,
-                indent=2,
+        for _ in range(5):
+            next(pipeline)
+        count = 50
+        start = time.perf_counter()
+        for _ in range(count):
+            next(pipeline)["image"].numpy()
+        pipeline_s = (time.perf_counter() - start) / count
+    return train_s, pipeline_s
+
+
+def _line(result, peak):
+    gflops = result["gflops"]
+    ratio = "" if gflops is None else f"{gflops:8.1f} {gflops / peak:6.2f}"
+    return (
+        f"{result['what']:22s} {result['model_size'] or '-':>7s} "
+        f"{result['image_size']:>4d}px {result['batch']:>5d} "
+        f"{result['seconds'] * 1e3:>10.1f} {result['images_per_second']:>9.1f} "
+        f"{ratio}"
+    )
+
+
+def _targets(results, shipped_size: str) -> list[dict]:
+    """The figures with a target (issue 6), where this run measured them."""
+
+    def find(what, model_size, image_size, batch):
+        for r in results:
+            if (r["what"], r["model_size"], r["image_size"], r["batch"]) == (
+                what,
+                model_size,
+                image_size,
+                batch,
+            ):
+                return r
+        return None
+
+    checks = []
+    inference = find("mask_gan_inference", "paper", 128, 32)
+    if inference:
+        checks.append(
+            (
+                "paper-size mask-GAN inference, 128 px, batch 32, /peak",
+                inference["ratio_to_peak"],
+                0.85,
             )
+        )
+    training = find("joint_training_step", shipped_size, TRAIN_IMAGE_SIZE, TRAIN_BATCH)
+    if training:
+        checks.append(
+            (
+                f"{shipped_size} joint training step, /peak",
+                training["ratio_to_peak"],
+                0.5,
+            )
+        )
+    pipeline = next(
+        (
+            r
+            for r in results
+            if r["what"] == "input_pipeline"
+            and r.get("training_model_size") == shipped_size
+        ),
+        None,
+    )
+    if pipeline:
+        checks.append(
+            (
+                f"input pipeline / {shipped_size} training step consumption",
+                pipeline["ratio_to_training_step"],
+                5,
+            )
+        )
+    return [
+        {"name": name, "value": value, "at_least": bound, "met": value >= bound}
+        for name, value, bound in checks
+    ]
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the figures with targets (under two minutes): paper-size "
+        "inference at 128 px, batch 32, and the shipped size's training step "
+        "and input pipeline",
+    )
+    parser.add_argument("--output", help="write the figures to this JSON file")
+    parser.add_argument(
+        "--sizes", nargs="+", default=list(MODEL_SIZES), choices=list(MODEL_SIZES)
+    )
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--shipped_size", default=SHIPPED_MODEL_SIZE)
+    parser.add_argument("--jit_compile", action="store_true", help="compile with XLA")
+    parser.add_argument(
+        "--reference_ops",
+        action="store_true",
+        help="stock TensorFlow ops in the blocks (the plain path, for comparison)",
+    )
+    args = parser.parse_args(argv)
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    if args.reference_ops:
+        blocks.reference_ops().__enter__()
+    repeats = args.repeats or (1 if args.quick else 3)
+    started = time.perf_counter()
+
+    peak = Peak()
+    for _ in range(2):
+        peak.sample()
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    print(
+        f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, "
+        f"TF_ENABLE_ONEDNN_OPTS={onednn}, XLA {'on' if args.jit_compile else 'off'}, "
+        f"{'stock' if args.reference_ops else 'fused'} block ops; "
+        f"median of {repeats} repeat(s)"
+    )
+
+    if args.quick:
+        inference = [("paper", 128, [32], False)]
+        if args.shipped_size != "paper":
+            inference.append((args.shipped_size, 128, [32], False))
+        training = [args.shipped_size]
+    else:
+        inference = [
+            (size, px, [1, 32], masks_only)
+            for size in args.sizes
+            for px in (64, 128)
+            for masks_only in (False, True)
+        ]
+        training = list(args.sizes)
+
+    results = []
+    for model_size, image_size, batches, masks_only in inference:
+        flops, seconds = measure_inference(
+            model_size, image_size, batches, repeats, args, masks_only
+        )
+        what = "mask_inference" if masks_only else "mask_gan_inference"
+        for batch, s in seconds.items():
+            _record(results, what, model_size, image_size, batch, s, flops)
+        peak.sample()
+
+    photos = data.embedded_photos(3)
+    for model_size in training:
+        train_s, pipeline_s = measure_training(
+            model_size,
+            TRAIN_IMAGE_SIZE,
+            TRAIN_BATCH,
+            max(repeats, 3),
+            args.jit_compile,
+            photos,
+        )
+        flops = training_flops(model_size, TRAIN_IMAGE_SIZE)
+        step = _record(
+            results,
+            "joint_training_step",
+            model_size,
+            TRAIN_IMAGE_SIZE,
+            TRAIN_BATCH,
+            train_s,
+            flops,
+        )
+        pipeline = _record(
+            results,
+            "input_pipeline",
+            None,
+            TRAIN_IMAGE_SIZE,
+            TRAIN_BATCH,
+            pipeline_s,
+        )
+        pipeline["training_model_size"] = model_size
+        pipeline["ratio_to_training_step"] = (
+            pipeline["images_per_second"] / step["images_per_second"]
+        )
+        peak.sample()
+
+    matmul = peak.gflops
+    for result in results:
+        gflops = result["gflops"]
+        result["ratio_to_peak"] = None if gflops is None else gflops / matmul
+
+    print(
+        f"float32 matmul peak ({MATMUL_SIZE}x{MATMUL_SIZE}, median of "
+        f"{len(peak.samples)} samples of the better library): {matmul:.1f} GFLOP/s "
+        f"(TensorFlow {statistics.median(peak.by_library['tensorflow']):.1f}, "
+        f"NumPy {statistics.median(peak.by_library['numpy']):.1f})"
+    )
+    print(
+        f"{'what':22s} {'size':>7s} {'crop':>6s} {'batch':>5s} {'ms/batch':>10s} "
+        f"{'images/s':>9s} {'GFLOP/s':>8s} {'/peak':>6s}"
+    )
+    for result in results:
+        line = _line(result, matmul)
+        if result["what"] == "input_pipeline":
+            line += (
+                f"   {result['ratio_to_training_step']:.0f}x the "
+                f"{result['training_model_size']} training step"
+            )
+        print(line)
+    targets = _targets(results, args.shipped_size)
+    for target in targets:
+        print(
+            f"target: {target['name']}: {target['value']:.2f} "
+            f"(at least {target['at_least']}: "
+            f"{'met' if target['met'] else 'NOT met'})"
+        )
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+    report = {
+        "matmul_gflops": matmul,
+        "matmul_gflops_samples": peak.samples,
+        "matmul_gflops_by_library": {
+            k: statistics.median(v) for k, v in peak.by_library.items()
+        },
+        "cpu_cores": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "onednn": onednn,
+        "jit_compile": args.jit_compile,
+        "block_ops": "stock" if args.reference_ops else "fused",
+        "repeats": repeats,
+        "flops": "analytical (wgimask.networks.forward_flops, 2 per multiply-add)",
+        "targets": targets,
+        "runs": results,
+    }
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(report, f, indent=2)
+    return report
 
 
 if __name__ == "__main__":
-    app.run(main)
+    main()

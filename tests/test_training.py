@@ -1,3 +1,4 @@
+import contextlib
 import dataclasses
 import json
 import os
@@ -5,12 +6,14 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import synthetic_image, write_images
 
 from wgimask import data
+from wgimask.blocks import reference_ops
 from wgimask.training import Trainer, TrainingConfig, prepare_images, train
 
 TINY = dict(
@@ -111,6 +114,7 @@ def test_inpaint_mode_uses_exact_random_masks(tmp_path):
         (dict(mode="both"), "mode"),
         (dict(binarisation="sign"), "binarisation"),
         (dict(validation_fraction=1.0), "validation_fraction"),
+        (dict(precision="float16"), "precision"),
     ],
 )
 def test_invalid_config_names_the_field(change, match):
@@ -170,3 +174,62 @@ def test_two_devices_match_one_device(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max weight difference" in result.stdout
+
+
+def test_fused_step_matches_stock_step(tmp_path):
+    """Two steps with the fused block ops equal those with stock ops.
+
+    Inpaint mode keeps the test short; test_networks checks the mask
+    generator's gradients through the same layers.
+    """
+    images = [synthetic_image(48, 64, seed=i) for i in range(3)]
+    config = TrainingConfig(model_dir=str(tmp_path), mode="inpaint", **TINY)
+    weights, losses = [], []
+    for stock in (False, True):
+        with reference_ops() if stock else contextlib.nullcontext():
+            trainer = Trainer(config)
+            dataset = trainer.add_noise(data.training_dataset(images, 32, 4, seed=0))
+            iterator = iter(dataset)
+            values = [trainer.train_step(next(iterator)) for _ in range(2)]
+        losses.append([float(v["generator_loss"]) for v in values])
+        weights.append(
+            [v.numpy() for n in trainer.networks.values() for v in n.weights]
+        )
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    worst = max(np.abs(a - b).max() for a, b in zip(*weights, strict=True))
+    assert worst < 1e-5, worst
+
+
+def test_mixed_precision_keeps_eq1_and_losses_in_float32(tmp_path):
+    precision = "mixed_float16"
+    images = [synthetic_image(48, 64, seed=i) for i in range(3)]
+    config = TrainingConfig(
+        model_dir=str(tmp_path), precision=precision, **{**TINY, "image_size": 16}
+    )
+    trainer = Trainer(config)
+    # The policy applies to the networks only, not to what is built later.
+    assert keras.config.dtype_policy().name == "float32"
+    assert trainer.generator.get_layer("encoder_1").dtype_policy.name == precision
+    for net, layer in [
+        (trainer.generator, "inpainting_constraint"),
+        (trainer.mask_generator, "binarization"),
+        (trainer.critic, "score"),
+    ]:
+        assert net.get_layer(layer).dtype_policy.name == "float32"
+    batch = next(iter(trainer.add_noise(data.training_dataset(images, 16, 4, seed=0))))
+    mask, inpainted = trainer._forward(batch, training=False)
+    assert inpainted.dtype == mask.dtype == tf.float32
+    known = np.broadcast_to(mask.numpy() > 0, inpainted.shape)
+    np.testing.assert_array_equal(
+        inpainted.numpy()[known], batch["image"].numpy()[known]
+    )
+    # Steps with loss scaling (inpaint mode: a smaller graph to trace).
+    trainer = Trainer(dataclasses.replace(config, mode="inpaint"))
+    assert all(
+        isinstance(o, keras.optimizers.LossScaleOptimizer)
+        for o in trainer.optimizers.values()
+    )
+    iterator = iter(trainer.add_noise(data.training_dataset(images, 16, 4, seed=0)))
+    for _ in range(2):
+        values = trainer.train_step(next(iterator))
+    assert all(np.isfinite(float(v)) for v in values.values())

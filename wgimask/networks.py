@@ -166,7 +166,8 @@ class InpaintingGenerator(_Network):
         generated = DilatedConv2DTranspose(
             channels, 3, activation=hard_sigmoid, name="output"
         )(x)
-        inpainted = InpaintingConstraint(name="inpainting_constraint")(
+        # float32 under a mixed-precision policy too: known pixels stay exact.
+        inpainted = InpaintingConstraint(name="inpainting_constraint", dtype="float32")(
             [generated, known, mask]
         )
         kwargs.setdefault("name", "inpainting_generator")
@@ -220,7 +221,9 @@ class MaskGenerator(_Network):
         confidence = DilatedConv2DTranspose(
             1, 3, activation=hard_sigmoid, name="confidence"
         )(x)
-        mask = Binarization(binarisation, name="binarization")(confidence)
+        mask = Binarization(binarisation, name="binarization", dtype="float32")(
+            confidence
+        )
         kwargs.setdefault("name", "mask_generator")
         super().__init__(inputs={"image": image, "seed": seed}, outputs=mask, **kwargs)
         # === Config ===
@@ -284,7 +287,10 @@ class Critic(_Network):
             )
         x = keras.layers.Flatten(name="flatten")(x)
         score = keras.layers.Dense(
-            1, kernel_constraint=FrobeniusNormConstraint(1.0), name="score"
+            1,
+            kernel_constraint=FrobeniusNormConstraint(1.0),
+            name="score",
+            dtype="float32",  # the Wasserstein losses in float32 (mixed precision)
         )(x)
         kwargs.setdefault("name", "critic")
         super().__init__(inputs={"image": image, "mask": mask}, outputs=score, **kwargs)

@@ -13,6 +13,7 @@ round(D N) known pixels (the paper's Table 2(a) baseline).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -40,6 +41,8 @@ from wgimask.networks import (
 MODES = ("joint", "inpaint")
 LR_SCHEDULES = ("constant", "cosine")
 VALIDATION_CROPS = ("auto", "center", "tiles")
+#: Keras dtype policies of the networks (`TrainingConfig.precision`).
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Number of validation images written to TensorBoard at each epoch end.
 SUMMARY_IMAGES = 4
 
@@ -70,6 +73,8 @@ class TrainingConfig:
         density: Target mask density D in (0, 1).
         mode: "joint" (mask GAN) or "inpaint" (inpainting WGAN, random masks).
         data_dir: Image folder, or None for the photos embedded in scikit-image.
+        validation_dir: Folder of validation images. If given, every image of
+            the training source trains and `validation_fraction` is not used.
         image_size: Side of the square training crops, a multiple of 8.
         channels: 3 (colour) or 1 (grey).
         batch_size: Global batch size (split over devices).
@@ -91,12 +96,19 @@ class TrainingConfig:
             large embedded photos (one centre crop each would make a noisy
             validation set of one or two crops), centre crops for a folder.
         checkpoint_every: Steps between checkpoints (also saved at epoch ends).
-        jit_compile: Compile the training step with XLA.
+        jit_compile: Compile the training step with XLA. On CPUs it is slower
+            than TensorFlow's own (oneDNN) kernels; it may help on GPUs.
+        precision: Keras dtype policy of the networks: "float32", or the mixed
+            policies for GPUs, "mixed_float16" (float16 compute with float32
+            weights and dynamic loss scaling) and "mixed_bfloat16". Eq. 1, the
+            mask and the critic's score are float32 in every policy, and so are
+            the losses.
     """
 
     density: float = 0.05
     mode: str = "joint"
     data_dir: str | None = None
+    validation_dir: str | None = None
     image_size: int = 32
     channels: int = 3
     batch_size: int = 16
@@ -114,6 +126,7 @@ class TrainingConfig:
     validation_crops: str = "auto"
     checkpoint_every: int = 50
     jit_compile: bool = False
+    precision: str = "float32"
 
     def validate(self) -> TrainingConfig:
         """Checks every field.
@@ -159,11 +172,24 @@ class TrainingConfig:
             fail("validation_crops", f"one of {VALIDATION_CROPS}")
         if self.seed < 0:
             fail("seed", "non-negative")
+        if self.precision not in PRECISIONS:
+            fail("precision", f"one of {PRECISIONS}")
         return self
 
     @property
     def total_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
+
+
+@contextlib.contextmanager
+def _dtype_policy(policy: str):
+    """Builds the layers created inside with the Keras dtype policy `policy`."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def default_strategy() -> tf.distribute.Strategy:
@@ -198,7 +224,7 @@ class Trainer:
         self.model_dir = pathlib.Path(config.model_dir)
         keras.utils.set_random_seed(config.seed)
         size = config.image_size
-        with self.strategy.scope():
+        with self.strategy.scope(), _dtype_policy(config.precision):
             self.generator = InpaintingGenerator(
                 None, config.channels, config.model_size
             )
@@ -211,8 +237,7 @@ class Trainer:
                 else None
             )
             self.optimizers = {
-                name: keras.optimizers.Adam(self._learning_rate(), name=f"adam_{name}")
-                for name in self.networks
+                name: self._optimizer(f"adam_{name}") for name in self.networks
             }
             # Keras 3 optimizers must create their slots inside the scope,
             # before the first distributed step.
@@ -243,6 +268,13 @@ class Trainer:
         if self.mask_generator is not None:
             nets["mask_generator"] = self.mask_generator
         return nets
+
+    def _optimizer(self, name: str) -> keras.optimizers.Optimizer:
+        optimizer = keras.optimizers.Adam(self._learning_rate(), name=name)
+        if self.config.precision == "mixed_float16":
+            # float16 gradients underflow without loss scaling.
+            return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_scaled")
+        return optimizer
 
     def _learning_rate(self):
         if self.config.lr_schedule == "cosine":
@@ -333,12 +365,17 @@ class Trainer:
                 name: tf.nn.compute_average_loss(value, global_batch_size=global_batch)
                 for name, value in per_example.items()
             }
+            # The identity except under mixed_float16 (loss scaling).
+            scaled = {
+                name: self.optimizers[name].scale_loss(loss[name])
+                for name in self.networks
+            }
         finally:
             for tape in tapes.values():
                 tape.__exit__(None, None, None)
         # All gradients come from the same forward pass, then all are applied.
         grads = {
-            name: tapes[name].gradient(loss[name], net.trainable_variables)
+            name: tapes[name].gradient(scaled[name], net.trainable_variables)
             for name, net in self.networks.items()
         }
         for name, net in self.networks.items():
@@ -373,16 +410,16 @@ class Trainer:
                     k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                     for k, v in per_replica.items()
                 }
+                # The running means too: no eager op per step.
+                for name, value in values.items():
+                    self.trackers[name].update_state(value)
                 self.step.assign_add(1)
                 return values
 
             self._distributed_step = tf.function(
                 step, jit_compile=self.config.jit_compile or None
             )
-        values = self._distributed_step(distributed_batch)
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        return values
+        return self._distributed_step(distributed_batch)
 
     # --- Validation -------------------------------------------------------------
 
@@ -487,9 +524,16 @@ def prepare_images(config: TrainingConfig):
 
     Raises:
         FileNotFoundError, NotADirectoryError, ValueError: for a missing, wrong
-            or empty data folder.
+            or empty data folder (prefixed "validation_dir: " for that one).
     """
     images, names = data.source_images(config.data_dir, config.channels)
+    if config.validation_dir is not None:
+        try:
+            validation, _ = data.source_images(config.validation_dir, config.channels)
+        except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+            # Name the field: the same exceptions come from data_dir above.
+            raise type(error)(f"validation_dir: {error}") from error
+        return images, validation, names
     groups = data.EMBEDDED_PHOTO_GROUPS if config.data_dir is None else None
     train_idx, val_idx = data.split_indices(
         len(images), config.validation_fraction, config.seed, groups=groups
