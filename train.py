@@ -36,6 +36,12 @@ flags.DEFINE_string(
     "Image folder (searched recursively); "
     "default: the photos shipped with scikit-image.",
 )
+flags.DEFINE_string(
+    "validation_dir",
+    None,
+    "Folder of validation images; if given, all of --data_dir trains and "
+    "--validation_fraction is not used.",
+)
 flags.DEFINE_integer(
     "image_size", _DEFAULTS.image_size, "Training crop side, a multiple of 8."
 )
@@ -123,7 +129,10 @@ def main(argv):
         # Data problems are reported before any model is built.
         images = training.prepare_images(config)
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
-        sys.exit(f"train.py: --data_dir: {error}")
+        message = str(error)
+        if not message.startswith("validation_dir: "):
+            message = f"data_dir: {message}"
+        sys.exit(f"train.py: --{message}")
     training.train(config, images=images)
     print(f"Exported models to {config.model_dir}/export")
 

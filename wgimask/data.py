@@ -273,10 +273,17 @@ def _embedded_photo_dir() -> pathlib.Path:
     return pathlib.Path(next(iter(spec.submodule_search_locations)))
 
 
-@functools.lru_cache(maxsize=2)
-def _embedded_photos_cached(channels: int) -> tuple[np.ndarray, ...]:
+def embedded_photo_paths() -> list[pathlib.Path]:
+    """The files of the embedded photos, in the order of `EMBEDDED_PHOTO_NAMES`.
+
+    Returns:
+        Paths inside scikit-image's installed package.
+
+    Raises:
+        FileNotFoundError: scikit-image or one of its photo files is missing.
+    """
     folder = _embedded_photo_dir()
-    photos = []
+    paths = []
     for name in EMBEDDED_PHOTO_NAMES:
         path = folder / _EMBEDDED_PHOTO_FILES[name]
         if not path.is_file():
@@ -285,6 +292,14 @@ def _embedded_photos_cached(channels: int) -> tuple[np.ndarray, ...]:
                 f"folder ({str(path)!r}); reinstall scikit-image or pass a data "
                 "folder"
             )
+        paths.append(path)
+    return paths
+
+
+@functools.lru_cache(maxsize=2)
+def _embedded_photos_cached(channels: int) -> tuple[np.ndarray, ...]:
+    photos = []
+    for path in embedded_photo_paths():
         photo = load_image(path, channels)
         photo.setflags(write=False)  # shared by the cache
         photos.append(photo)

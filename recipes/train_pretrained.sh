@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The recipe of the models shipped in wgimask/pretrained (README, "Model card").
+#
+#   bash recipes/train_pretrained.sh            # all four runs, then ship them
+#   STEPS=3000 bash recipes/train_pretrained.sh # a different length
+#
+# Rerunning resumes every run from its latest checkpoint. The four runs share
+# the machine: each is pinned to one core (two runs per core on a 2-core CPU)
+# with one TensorFlow thread, which wastes less than four runs competing for
+# both cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STEPS=${STEPS:-2000}
+RUNS=${RUNS:-runs/pretrained}
+DATA=${DATA:-data/pretraining}
+CORES=$(nproc)
+
+# Training data: a recipe step, never a run-time one.
+if [ ! -d /usr/share/backgrounds/mate/nature ] || [ ! -f /usr/share/backgrounds/umang_by_Abhishek_Mudgal.jpg ]; then
+  sudo apt-get install -y mate-backgrounds lomiri-wallpapers-16.04
+fi
+python recipes/prepare_pretraining_data.py --output_dir="$DATA"
+
+common=(
+  --data_dir="$DATA/train" --validation_dir="$DATA/validation"
+  --model_size=small --image_size=64 --batch_size=16
+  --learning_rate=1e-3 --lr_schedule=cosine
+  --steps_per_epoch=250 --epochs=$((STEPS / 250))
+)
+i=0
+pids=()
+for run in joint:0.05 joint:0.1 joint:0.2 inpaint:0.1; do
+  mode=${run%%:*}
+  density=${run##*:}
+  name=$([ "$mode" = joint ] && echo "joint-$density" || echo inpaint)
+  mkdir -p "$RUNS/$name"
+  TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 \
+    taskset -c $((i % CORES)) \
+    python train.py "${common[@]}" --mode="$mode" --density="$density" \
+      --model_dir="$RUNS/$name" >"$RUNS/$name/train.log" 2>&1 &
+  pids+=($!)
+  i=$((i + 1))
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+
+python recipes/ship_pretrained.py --runs="$RUNS"
