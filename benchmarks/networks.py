@@ -68,9 +68,10 @@ from wgimask.training import Trainer, TrainingConfig  # noqa: E402
 
 #: The model size of the shipped models, whose training step has a target.
 SHIPPED_MODEL_SIZE = "small"
-#: Crop size and batch of the training runs measured (the CPU training setup).
-TRAIN_IMAGE_SIZE = 32
-TRAIN_BATCH = 32
+#: Crop size and batch of the training runs measured: those of the shipped
+#: models (recipes/train_pretrained.sh).
+TRAIN_IMAGE_SIZE = 64
+TRAIN_BATCH = 16
 MATMUL_SIZE = 4096
 
 

@@ -1,0 +1,86 @@
+"""Copies the exported pretraining runs into the package (wgimask/pretrained).
+
+    python recipes/ship_pretrained.py --runs=runs/pretrained
+
+For each run (joint-0.05, joint-0.1, joint-0.2, inpaint) it copies the run's
+config.json and the SavedModels of its export folder (``mask_gan/`` for the
+joint runs, ``inpainter/``), and writes ``training.json``: the steps done and
+the wall time, read off the run's train.log (first to last timestamped line).
+The .keras files and the critic stay in the run folder: the package ships what
+the ``wgimask`` command and evaluate.py load, a few MB per run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pathlib
+import re
+import shutil
+import sys
+
+from absl import app, flags
+
+RUN_NAMES = ("joint-0.05", "joint-0.1", "joint-0.2", "inpaint")
+PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[1] / "wgimask" / "pretrained"
+# absl's log prefix: I1124 00:02:07.096596
+_LOG_TIME = re.compile(rb"^[IWEF](\d{4}) (\d\d:\d\d:\d\d\.\d+) ", re.MULTILINE)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("runs", "runs/pretrained", "Folder of the pretraining runs.")
+
+
+def wall_seconds(log: pathlib.Path) -> float:
+    """Seconds from the first to the last timestamped line of an absl log."""
+    stamps = _LOG_TIME.findall(log.read_bytes())
+    if len(stamps) < 2:
+        raise ValueError(f"{log} has fewer than two timestamped lines")
+    year = datetime.date.today().year
+
+    def parse(stamp):
+        day, clock = (s.decode() for s in stamp)
+        return datetime.datetime.strptime(f"{year}{day} {clock}", "%Y%m%d %H:%M:%S.%f")
+
+    first, last = parse(stamps[0]), parse(stamps[-1])
+    if last < first:  # the log crossed New Year
+        last = last.replace(year=year + 1)
+    return (last - first).total_seconds()
+
+
+def ship(run: pathlib.Path, target: pathlib.Path) -> dict:
+    """Copies one run's exports into `target`; returns its training facts."""
+    export = run / "export"
+    leaves = ["inpainter"] + (["mask_gan"] if run.name.startswith("joint") else [])
+    for leaf in leaves:
+        if not (export / leaf / "saved_model.pb").is_file():
+            raise FileNotFoundError(f"{export / leaf} holds no SavedModel")
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "export").mkdir(parents=True)
+    shutil.copy2(run / "config.json", target / "config.json")
+    for leaf in leaves:
+        shutil.copytree(export / leaf, target / "export" / leaf)
+    config = json.loads((run / "config.json").read_text())
+    best = run / "best.json"
+    facts = {
+        "steps": config["epochs"] * config["steps_per_epoch"],
+        "wall_seconds": round(wall_seconds(run / "train.log")),
+        "best": json.loads(best.read_text()) if best.exists() else None,
+    }
+    (target / "training.json").write_text(json.dumps(facts, indent=2) + "\n")
+    return facts
+
+
+def main(argv):
+    del argv
+    runs = pathlib.Path(FLAGS.runs)
+    try:
+        for name in RUN_NAMES:
+            facts = ship(runs / name, PACKAGE_DIR / name)
+            print(f"{name}: {facts}")
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"ship_pretrained.py: {error}")
+
+
+if __name__ == "__main__":
+    app.run(main)
