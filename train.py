@@ -89,7 +89,17 @@ flags.DEFINE_enum(
 flags.DEFINE_integer(
     "checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints."
 )
-flags.DEFINE_boolean("jit_compile", _DEFAULTS.jit_compile, "Compile the step with XLA.")
+flags.DEFINE_boolean(
+    "jit_compile",
+    _DEFAULTS.jit_compile,
+    "Compile the step with XLA (slower than oneDNN on CPUs; for GPUs).",
+)
+flags.DEFINE_enum(
+    "precision",
+    _DEFAULTS.precision,
+    training.PRECISIONS,
+    "Keras dtype policy; the mixed ones are for GPUs (float32 losses, mask, Eq. 1).",
+)
 flags.DEFINE_enum(
     "preset",
     None,

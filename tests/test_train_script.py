@@ -55,6 +55,18 @@ def test_invalid_flags_stop_with_one_line_naming_the_flag(flags_parsed, argv, fl
     assert "\n" not in message and flag in message
 
 
+@pytest.mark.parametrize("missing", ["data_dir", "validation_dir"])
+def test_missing_folders_name_their_flag(flags_parsed, tmp_path, missing):
+    write_images(tmp_path / "photos", count=2)
+    folders = {"data_dir": tmp_path / "photos", "validation_dir": tmp_path / "photos"}
+    folders[missing] = tmp_path / "nowhere"
+    flags_parsed(*(f"--{k}={v}" for k, v in folders.items()), pack=False)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["train.py"])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"train.py: --{missing}: ") and "\n" not in message
+
+
 def test_killed_run_resumes_and_exports(tmp_path):
     write_images(tmp_path / "photos")
     model_dir = tmp_path / "run"

@@ -134,6 +134,20 @@ def test_bad_data_folders_fail_before_models(tmp_path):
         prepare_images(TrainingConfig(data_dir=str(tmp_path / "broken")))
 
 
+def test_validation_dir_keeps_every_data_dir_image_for_training(tmp_path):
+    write_images(tmp_path / "train", count=5)
+    write_images(tmp_path / "val", count=2, size=(40, 56))
+    config = TrainingConfig(
+        data_dir=str(tmp_path / "train"), validation_dir=str(tmp_path / "val")
+    )
+    train_images, val_images, names = prepare_images(config)
+    assert len(train_images) == len(names) == 5
+    assert [v.shape for v in val_images] == [(40, 56, 3)] * 2
+    missing = dataclasses.replace(config, validation_dir=str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="^validation_dir: .*does not exist"):
+        prepare_images(missing)
+
+
 def test_two_devices_match_one_device(tmp_path):
     """A MirroredStrategy step over two logical CPUs equals a one-device step."""
     script = textwrap.dedent(
