@@ -309,16 +309,26 @@ def test_fused_path_matches_in_a_graph_with_chunked_kernel_gradients(monkeypatch
     _assert_close(fast, stock)
 
 
-def test_fused_path_with_onednn_kernel_gradient_matches(monkeypatch):
-    # With oneDNN on, undilated kernels take TensorFlow's filter gradient op:
-    # check its layout handling here, whatever this process's kernels are.
+@pytest.mark.parametrize(
+    "filters, shape", [(8, (2, 8, 8, 3)), (8, (2, 13, 9, 3)), (128, (2, 11, 7, 3))]
+)
+def test_fused_path_with_onednn_kernel_gradient_matches(monkeypatch, filters, shape):
+    # With oneDNN on, undilated kernels take TensorFlow's filter gradient op and
+    # dilated ones (few channels) the space-to-batch form: check their layouts
+    # and paddings (sides that are no multiple of the dilation) here, whatever
+    # this process's kernels are. 128 filters: the d = 5 branch has 32 channels
+    # and keeps the shifted copies.
     monkeypatch.setattr(blocks, "_onednn_enabled", lambda: True)
-    block = ParallelDilatedBlock(8)
-    x = tf.random.normal((2, 8, 8, 3))
+    block = ParallelDilatedBlock(filters)
+    x = tf.random.normal(shape)
     fast = _values_and_grads(block, x)
     with reference_ops():
         stock = _values_and_grads(block, x)
     _assert_close(fast, stock)
+    # Sides unknown when the graph is traced (fully convolutional generators).
+    spec = tf.TensorSpec((None, None, None, shape[-1]))
+    traced = tf.function(lambda x: _values_and_grads(block, x), input_signature=[spec])
+    _assert_close(traced(x), stock)
 
 
 @pytest.mark.parametrize("height", [16, 12, 9])
