@@ -34,7 +34,7 @@ for run in joint:0.05 joint:0.1 joint:0.2 inpaint:0.1; do
   mkdir -p "$RUNS/$name"
   TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 \
     python train.py "${common[@]}" --mode="$mode" --density="$density" \
-      --model_dir="$RUNS/$name" >"$RUNS/$name/train.log" 2>&1 &
+      --model_dir="$RUNS/$name" >>"$RUNS/$name/train.log" 2>&1 &
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
