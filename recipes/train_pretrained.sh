@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-STEPS=${STEPS:-3000}
+STEPS=${STEPS:-1500}
 RUNS=${RUNS:-runs/pretrained}
 DATA=${DATA:-data/pretraining}
 
