@@ -56,6 +56,7 @@ from absl import logging as absl_logging  # noqa: E402
 
 from wgimask import blocks, data, export  # noqa: E402
 from wgimask.blocks import round_straight_through  # noqa: E402
+from wgimask.devices import cpu_description  # noqa: E402
 from wgimask.networks import (  # noqa: E402
     MODEL_SIZES,
     Critic,
@@ -329,7 +330,7 @@ def main(argv=None) -> dict:
         peak.sample()
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     print(
-        f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, "
+        f"{cpu_description()}; TensorFlow {tf.__version__}, "
         f"TF_ENABLE_ONEDNN_OPTS={onednn}, XLA {'on' if args.jit_compile else 'off'}, "
         f"{'stock' if args.reference_ops else 'fused'} block ops; "
         f"median of {repeats} repeat(s)"
@@ -432,6 +433,7 @@ def main(argv=None) -> dict:
             k: statistics.median(v) for k, v in peak.by_library.items()
         },
         "cpu_cores": os.cpu_count(),
+        "device": cpu_description(),
         "tensorflow": tf.__version__,
         "onednn": onednn,
         "jit_compile": args.jit_compile,

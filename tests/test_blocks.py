@@ -143,6 +143,16 @@ def test_funnel_block_strides_and_constrains():
     assert isinstance(block.conv.kernel_constraint, FrobeniusNormConstraint)
     with pytest.raises(ValueError, match="padding"):
         FunnelBlock(8, padding="causal")
+    with pytest.raises(ValueError, match="negative_slope"):
+        FunnelBlock(8, negative_slope=1.5)
+
+
+def test_funnel_block_activation_is_keras_leaky_relu():
+    block = FunnelBlock(6, padding="same")
+    x = tf.random.normal((2, 9, 7, 3))
+    out = block(x)
+    expected = keras.layers.LeakyReLU(negative_slope=0.3)(block.conv(x))
+    np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
 def test_inpainting_constraint_keeps_known_pixels():

@@ -588,12 +588,13 @@ class FunnelBlock(keras.layers.Layer):
     Args:
         filters: Output channels.
         padding: 'valid' (the reference) or 'same'.
-        negative_slope: LeakyReLU slope; 0.3 is the Keras default the reference
-            used.
+        negative_slope: LeakyReLU slope in [0, 1]; 0.3 is the Keras default
+            the reference used.
         **kwargs: Base layer arguments.
 
     Raises:
-        ValueError: For a non-positive `filters` or an unknown `padding`.
+        ValueError: For a non-positive `filters`, an unknown `padding` or a
+            slope outside [0, 1].
     """
 
     def __init__(
@@ -610,6 +611,10 @@ class FunnelBlock(keras.layers.Layer):
                 f"`padding` must be 'valid' or 'same', received {padding!r}."
             )
         self.padding = padding
+        if not 0.0 <= negative_slope <= 1.0:
+            raise ValueError(
+                f"`negative_slope` must be in [0, 1], received {negative_slope!r}."
+            )
         self.negative_slope = float(negative_slope)
         self.conv = keras.layers.Conv2D(
             filters,
@@ -620,15 +625,16 @@ class FunnelBlock(keras.layers.Layer):
             name="conv",
             dtype=self.dtype_policy,
         )
-        self.activation = keras.layers.LeakyReLU(
-            negative_slope=negative_slope, name="leaky_relu", dtype=self.dtype_policy
-        )
 
     def build(self, input_shape):
         self.conv.build(input_shape)
 
     def call(self, inputs):
-        return self.activation(self.conv(inputs))
+        x = self.conv(inputs)
+        # LeakyReLU written as max(x, s x) (equal for 0 <= s <= 1): TensorFlow's
+        # oneDNN graph rewrite of Conv2D + BiasAdd + LeakyRelu fails on the
+        # training step's gradient graph and logs an error at every trace.
+        return ops.maximum(x, self.negative_slope * x)
 
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(input_shape)
