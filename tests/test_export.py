@@ -40,6 +40,19 @@ def test_export_layout_and_atomic_replacement(exported, tmp_path):
     export.export_models(path.parent, g, m, None)
 
 
+def _stored_values(saved_model) -> int:
+    reader = tf.train.load_checkpoint(str(saved_model / "variables" / "variables"))
+    shapes = reader.get_variable_to_shape_map()
+    shapes.pop("_CHECKPOINTABLE_OBJECT_GRAPH")
+    return sum(int(np.prod(shape)) for shape in shapes.values())
+
+
+def test_savedmodels_store_each_weight_once(exported):
+    path, g, m = exported
+    assert _stored_values(path / "inpainter") == g.count_params()
+    assert _stored_values(path / "mask_gan") == g.count_params() + m.count_params()
+
+
 def test_savedmodels_match_in_memory_models_in_fresh_process(exported, tmp_path):
     path, g, m = exported
     rng = np.random.default_rng(0)

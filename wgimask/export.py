@@ -85,8 +85,9 @@ def _image_spec(channels: int, name: str) -> tf.TensorSpec:
 
 def save_inpainter(generator: InpaintingGenerator, path: str | os.PathLike) -> None:
     """Writes the ``inpainter`` SavedModel (inputs ``image``, ``mask``)."""
+    # No archive.track(): the endpoint's trace captures the variables, and
+    # track() would store every weight a second time (keras-team/keras#23553).
     archive = keras.export.ExportArchive()
-    archive.track(generator)
     archive.add_endpoint(
         "serving_default",
         lambda image, mask: {"inpainted": inpaint(generator, image, mask)},
@@ -105,9 +106,7 @@ def save_mask_gan(
 ) -> None:
     """Writes the ``mask_gan`` SavedModel (input ``image``)."""
     confidence_model = mask_generator.confidence_model()
-    archive = keras.export.ExportArchive()
-    archive.track(generator)
-    archive.track(confidence_model)
+    archive = keras.export.ExportArchive()  # no track(): see save_inpainter
     archive.add_endpoint(
         "serving_default",
         lambda image: mask_gan(generator, confidence_model, image),
