@@ -236,13 +236,9 @@ def _kernel_gradients(x, grads, kernel_size: int, dilations):
             # images and few channels (benchmarks/kernel_gradients.py); at
             # d = 5 on small feature maps the copies win.
             kernel = _space_to_batch_kernel_gradient(x_part, g, kernel_size, d)
-            return tf.reshape(
-                tf.transpose(tf.reverse(kernel, [0, 1]), (2, 0, 1, 3)),
-                (in_channels, -1),
-            )
-        if d == 1 and _onednn_enabled():
+        elif d == 1 and _onednn_enabled():
             # oneDNN's own kernel-gradient primitive beats the copies below
-            # for undilated kernels (it does not take dilation).
+            # for undilated kernels.
             kernel = tf.raw_ops.Conv2DBackpropFilter(
                 input=x_part,
                 filter_sizes=[k, k, in_channels, g.shape[-1]],
@@ -250,11 +246,14 @@ def _kernel_gradients(x, grads, kernel_size: int, dilations):
                 strides=[1, 1, 1, 1],
                 padding="SAME",
             )
-            # Back to the layout of the matmul result, flat[c_in, (a', b', c)].
-            return tf.reshape(
-                tf.transpose(tf.reverse(kernel, [0, 1]), (2, 0, 1, 3)),
-                (in_channels, -1),
-            )
+        else:
+            return shifted_copies_gradient(x_part, g, d)
+        # Back to the layout of the matmul result, flat[c_in, (a', b', c)].
+        return tf.reshape(
+            tf.transpose(tf.reverse(kernel, [0, 1]), (2, 0, 1, 3)), (in_channels, -1)
+        )
+
+    def shifted_copies_gradient(x_part, g, d):
         pad = d * half
         padded = tf.pad(g, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
         # Static sides where known keep the graph small (constant slices;
