@@ -61,7 +61,7 @@ def ship(run: pathlib.Path, target: pathlib.Path) -> dict:
     for leaf in leaves:
         shutil.copytree(export / leaf, target / "export" / leaf)
     config = json.loads((run / "config.json").read_text())
-    best = run / "best.json"
+    best = run / "best" / "best.json"
     facts = {
         "steps": config["epochs"] * config["steps_per_epoch"],
         "wall_seconds": round(wall_seconds(run / "train.log")),
