@@ -39,6 +39,7 @@ TensorFlow's default only on CPUs with AVX-512) unless the variable is set.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -320,8 +321,10 @@ def main(argv=None) -> dict:
     )
     args = parser.parse_args(argv)
     absl_logging.set_verbosity(absl_logging.ERROR)
-    if args.reference_ops:
-        blocks.reference_ops().__enter__()
+    plain_ops = contextlib.ExitStack()  # held until main returns
+    if args.reference_ops or args.jit_compile:
+        # XLA compiles the plain ops (as the Trainer does with jit_compile).
+        plain_ops.enter_context(blocks.reference_ops())
     repeats = args.repeats or (1 if args.quick else 3)
     started = time.perf_counter()
 
@@ -332,7 +335,7 @@ def main(argv=None) -> dict:
     print(
         f"{cpu_description()}; TensorFlow {tf.__version__}, "
         f"TF_ENABLE_ONEDNN_OPTS={onednn}, XLA {'on' if args.jit_compile else 'off'}, "
-        f"{'stock' if args.reference_ops else 'fused'} block ops; "
+        f"{'stock' if args.reference_ops or args.jit_compile else 'fused'} block ops; "
         f"median of {repeats} repeat(s)"
     )
 
@@ -437,7 +440,7 @@ def main(argv=None) -> dict:
         "tensorflow": tf.__version__,
         "onednn": onednn,
         "jit_compile": args.jit_compile,
-        "block_ops": "stock" if args.reference_ops else "fused",
+        "block_ops": "stock" if args.reference_ops or args.jit_compile else "fused",
         "repeats": repeats,
         "flops": "analytical (wgimask.networks.forward_flops, 2 per multiply-add)",
         "targets": targets,

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from wgimask import data, losses, metrics
+from wgimask import blocks, data, losses, metrics
 from wgimask.blocks import BINARISATION_OPERATORS
 from wgimask.export import export_models
 from wgimask.networks import (
@@ -419,7 +419,14 @@ class Trainer:
             self._distributed_step = tf.function(
                 step, jit_compile=self.config.jit_compile or None
             )
-        return self._distributed_step(distributed_batch)
+        # XLA compiles the plain ops (it fuses them itself); the fused blocks
+        # target TensorFlow's own kernels and do not compile with XLA.
+        with (
+            blocks.reference_ops()
+            if self.config.jit_compile
+            else contextlib.nullcontext()
+        ):
+            return self._distributed_step(distributed_batch)
 
     # --- Validation -------------------------------------------------------------
 
