@@ -118,11 +118,14 @@ def main(argv=None) -> None:
         tf.profiler.experimental.stop()
         times = op_type_times(logdir)
 
+    # Idle time of the thread pools is not work: left out of the shares.
+    idle = times.pop("IDLE", 0.0)
     total = sum(times.values())
     compute = sum(t for op, t in times.items() if _is_compute(op))
     print(
         f"{args.what}, {args.model_size}, {args.image_size} px, batch {args.batch}: "
-        f"{total / args.steps / 1e3:.1f} ms of op self time per step"
+        f"{total / args.steps / 1e3:.1f} ms of op self time per step "
+        f"(all threads; {idle / args.steps / 1e3:.1f} ms idle not counted)"
     )
     print(f"{'op type':40s} {'ms/step':>9s} {'share':>6s}")
     for op, t in sorted(times.items(), key=lambda kv: -kv[1])[: args.top]:
