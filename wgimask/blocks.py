@@ -206,15 +206,18 @@ def _space_to_batch_kernel_gradient(x, g, kernel_size: int, dilation: int):
 
 
 def _kernel_gradients(x, grads, kernel_size: int, dilations):
-    """Kernel gradients of stride-1 'same' convolutions of `x`, as matmuls.
+    """Kernel gradients of stride-1 'same' convolutions of `x`, one per branch.
 
-    For y = conv(x, K) with dilation d, dK[a, b] = sum_r x[r] g[r + d (h - a, h - b)]
-    with h = kernel_size // 2 and g zero outside the image. Laying all k*k
-    shifted copies of a branch's output gradient g side by side, one
-    matmul with x computes every tap of that branch: a large GEMM instead of
-    TensorFlow's filter-gradient kernels, which are slow for few output channels
-    and reject dilation on the CPU. Large batches are split so that the patch
-    matrix stays below `_KERNEL_GRAD_CHUNK_VALUES` values.
+    With oneDNN on, undilated branches use TensorFlow's filter-gradient op, and
+    dilated ones the same op after a space-to-batch reshuffle
+    (`_space_to_batch_kernel_gradient`) where that is faster. Otherwise (and
+    without oneDNN) a branch's gradient is one matmul: for y = conv(x, K) with
+    dilation d, dK[a, b] = sum_r x[r] g[r + d (h - a, h - b)] with
+    h = kernel_size // 2 and g zero outside the image, so laying the k*k
+    shifted copies of the output gradient g side by side, one matmul with x
+    computes every tap (TensorFlow's CPU filter gradient rejects dilation and is
+    slow for few output channels). There, large batches are split so that the
+    copies stay below `_KERNEL_GRAD_CHUNK_VALUES` values.
 
     Args:
         x: Convolution input (N, H, W, C_in).
@@ -228,32 +231,27 @@ def _kernel_gradients(x, grads, kernel_size: int, dilations):
     k, half = kernel_size, kernel_size // 2
     in_channels = x.shape[-1]
 
-    def branch_gradient(x_part, g, d):
-        side = min(x_part.shape[1] or 0, x_part.shape[2] or 0)
+    def branch_gradient(g, d):
+        side = min(x.shape[1] or 0, x.shape[2] or 0)
         if d > 1 and _onednn_enabled() and (d == 2 or side >= 32 or g.shape[-1] <= 8):
             # One reshuffle of x and g (space to batch) and an undilated filter
             # gradient beat the k*k shifted copies below, by 1.5-5x on large
             # images and few channels (benchmarks/kernel_gradients.py); at
             # d = 5 on small feature maps the copies win.
-            kernel = _space_to_batch_kernel_gradient(x_part, g, kernel_size, d)
-        elif d == 1 and _onednn_enabled():
+            return _space_to_batch_kernel_gradient(x, g, kernel_size, d)
+        if d == 1 and _onednn_enabled():
             # oneDNN's own kernel-gradient primitive beats the copies below
             # for undilated kernels.
-            kernel = tf.raw_ops.Conv2DBackpropFilter(
-                input=x_part,
+            return tf.raw_ops.Conv2DBackpropFilter(
+                input=x,
                 filter_sizes=[k, k, in_channels, g.shape[-1]],
                 out_backprop=g,
                 strides=[1, 1, 1, 1],
                 padding="SAME",
             )
-        else:
-            return shifted_copies_gradient(x_part, g, d)
-        # Back to the layout of the matmul result, flat[c_in, (a', b', c)].
-        return tf.reshape(
-            tf.transpose(tf.reverse(kernel, [0, 1]), (2, 0, 1, 3)), (in_channels, -1)
-        )
+        return copies_gradient(g, d)
 
-    def shifted_copies_gradient(x_part, g, d):
+    def copies_matmul(x_part, g, d):
         pad = d * half
         padded = tf.pad(g, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
         # Static sides where known keep the graph small (constant slices;
@@ -278,32 +276,24 @@ def _kernel_gradients(x, grads, kernel_size: int, dilations):
             transpose_a=True,
         )
 
-    batch = x.shape[0]
-    pixels = (x.shape[1] or 0) * (x.shape[2] or 0)
-    largest = pixels * k * k * max(g.shape[-1] for g in grads)
-    chunks = 1
-    if batch is not None and largest:
-        chunks = min(batch, math.ceil(batch * largest / _KERNEL_GRAD_CHUNK_VALUES))
-    if chunks > 1:
-        size = math.ceil(batch / chunks)
-        sizes = [size] * (batch // size) + ([batch % size] if batch % size else [])
-        x_parts = tf.split(x, sizes)
-    results = []
-    for g, d in zip(grads, dilations, strict=True):
+    def copies_gradient(g, d):
+        batch = x.shape[0]
+        largest = (x.shape[1] or 0) * (x.shape[2] or 0) * k * k * g.shape[-1]
+        chunks = 1
+        if batch is not None and largest:
+            chunks = min(batch, math.ceil(batch * largest / _KERNEL_GRAD_CHUNK_VALUES))
         if chunks > 1:
-            g_parts = tf.split(g, sizes)
-            flat = tf.add_n(
-                [
-                    branch_gradient(xp, gp, d)
-                    for xp, gp in zip(x_parts, g_parts, strict=True)
-                ]
-            )
+            size = math.ceil(batch / chunks)
+            sizes = [size] * (batch // size) + ([batch % size] if batch % size else [])
+            parts = zip(tf.split(x, sizes), tf.split(g, sizes), strict=True)
+            flat = tf.add_n([copies_matmul(xp, gp, d) for xp, gp in parts])
         else:
-            flat = branch_gradient(x, g, d)
+            flat = copies_matmul(x, g, d)
         # flat[c_in, (a', b', c)] -> (k, k, C_in, C), flipped back to tap a.
         kernel = tf.transpose(tf.reshape(flat, (in_channels, k, k, -1)), (1, 2, 0, 3))
-        results.append(tf.reverse(kernel, [0, 1]))
-    return results
+        return tf.reverse(kernel, [0, 1])
+
+    return [branch_gradient(g, d) for g, d in zip(grads, dilations, strict=True)]
 
 
 def fused_convolution(inputs, kernels, biases, dilations, elu: bool = False):
@@ -317,10 +307,11 @@ def fused_convolution(inputs, kernels, biases, dilations, elu: bool = False):
       convolution + bias + ELU kernel) instead of space_to_batch around a plain
       convolution;
     * backward (custom gradient): the input gradient as forward convolutions of
-      the output gradient with the adjoint kernels, the kernel gradients of all
-      branches as one matmul (`_kernel_gradients`). TensorFlow's own CPU kernels
-      for these reject dilation and are slow for few channels. On a GPU the
-      stock gradient kernels are used.
+      the output gradient with the adjoint kernels, the kernel gradients by
+      oneDNN's filter-gradient op or one matmul per branch
+      (`_kernel_gradients`): TensorFlow's own CPU gradients of dilated
+      convolutions reject dilation or wrap it in space-to-batch copies. On a
+      GPU the stock gradient kernels are used.
 
     Args:
         inputs: (N, H, W, C_in) tensor.
