@@ -19,6 +19,8 @@ import json
 import math
 import os
 import pathlib
+import shutil
+import tempfile
 import time
 
 import keras
@@ -26,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from wgimask import blocks, data, losses, metrics
+from wgimask import blocks, data, losses, metrics, run_folder
 from wgimask.blocks import BINARISATION_OPERATORS
 from wgimask.export import export_models
 from wgimask.networks import (
@@ -45,6 +47,14 @@ VALIDATION_CROPS = ("auto", "center", "tiles")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Number of validation images written to TensorBoard at each epoch end.
 SUMMARY_IMAGES = 4
+# Prefix of the step's gradient-norm values (checked, not summarised).
+GRAD_NORM = "grad_norm/"
+# Which equation each checked value belongs to, for the stop message.
+_CHECKED = {
+    "critic_loss": "critic loss (Eq. 2)",
+    "generator_loss": "generator loss (Eq. 3)",
+    "mask_loss": "mask loss (Eq. 4)",
+}
 
 #: The paper's settings (Sec. 4.1), for users with a GPU and a real data set.
 PRESETS = {
@@ -143,6 +153,10 @@ class TrainingConfig:
                 f"{name} must be {requirement}, received {getattr(self, name)!r}"
             )
 
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                fail(field.name, "a finite number")
         if not 0.0 < self.density < 1.0:
             fail("density", "in (0, 1)")
         if self.mode not in MODES:
@@ -192,6 +206,28 @@ def _dtype_policy(policy: str):
         keras.config.set_dtype_policy(previous)
 
 
+class NonFiniteError(FloatingPointError):
+    """Training stopped because a loss or gradient norm became NaN or inf."""
+
+
+def cluster_role(strategy: tf.distribute.Strategy) -> tuple[int, bool, str]:
+    """Number of workers, whether this process is the chief, and its name.
+
+    The chief is the task of type "chief" if the cluster names one, else
+    worker 0; a single process is its own chief.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    workers = sum(len(spec.get(kind, [])) for kind in ("chief", "worker")) or 1
+    if resolver is None or workers == 1:
+        return 1, True, "chief"
+    task_type, task_id = resolver.task_type, resolver.task_id
+    chief = task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in spec
+    )
+    return workers, chief, f"{task_type} {task_id}"
+
+
 def default_strategy() -> tf.distribute.Strategy:
     """The strategy for this machine.
 
@@ -222,6 +258,21 @@ class Trainer:
         self.config = config.validate()
         self.strategy = strategy or default_strategy()
         self.model_dir = pathlib.Path(config.model_dir)
+        self.workers, self.is_chief, self.task = cluster_role(self.strategy)
+        replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % replicas:
+            raise ValueError(
+                f"batch_size must be a multiple of the {replicas} replicas in "
+                f"sync, received {config.batch_size}"
+            )
+        # Only the chief writes into the run folder. The other workers save
+        # their checkpoints too (every worker must take part in a distributed
+        # save) but into a temporary folder of their own, removed by `close`.
+        self.write_dir = (
+            self.model_dir
+            if self.is_chief
+            else pathlib.Path(tempfile.mkdtemp(prefix="wgimask-worker-"))
+        )
         keras.utils.set_random_seed(config.seed)
         size = config.image_size
         with self.strategy.scope(), _dtype_policy(config.precision):
@@ -254,13 +305,23 @@ class Trainer:
             **{f"optimizer_{k}": v for k, v in self.optimizers.items()},
         )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self.model_dir / "checkpoints", max_to_keep=3
+            self.checkpoint, self.write_dir / "checkpoints", max_to_keep=3
         )
         # The best weights by validation Eq. 4, kept apart from the latest.
         self.best_manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(**self.networks), self.model_dir / "best", max_to_keep=1
+            tf.train.Checkpoint(**self.networks), self.write_dir / "best", max_to_keep=1
         )
         self._distributed_step = None
+
+    def close(self) -> None:
+        """Removes a non-chief worker's temporary folder."""
+        if not self.is_chief:
+            shutil.rmtree(self.write_dir, ignore_errors=True)
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the variables are distributed (several replicas or workers)."""
+        return self.strategy.num_replicas_in_sync > 1 or self.workers > 1
 
     @property
     def networks(self) -> dict[str, keras.Model]:
@@ -384,7 +445,18 @@ class Trainer:
         def average(x):
             return tf.nn.compute_average_loss(x, global_batch_size=global_batch)
 
-        return {
+        # Summed over replicas: finite exactly when every replica's norm is.
+        # Not under loss scaling, where non-finite gradients are expected and
+        # the optimizer skips those steps itself.
+        norms = (
+            {}
+            if config.precision == "mixed_float16"
+            else {
+                f"{GRAD_NORM}{name}": tf.linalg.global_norm(grads[name])
+                for name in self.networks
+            }
+        )
+        return norms | {
             "critic_loss": loss["critic"],
             "generator_loss": loss["generator"],
             "mask_loss": loss["mask_generator"],
@@ -399,7 +471,9 @@ class Trainer:
             distributed_batch: One element of the distributed dataset.
 
         Returns:
-            The step's losses, density and MAE, averaged over the global batch.
+            The step's losses, density and MAE, averaged over the global batch,
+            and (except under mixed_float16) ``grad_norm/NETWORK``, the
+            gradients' global norms summed over replicas, for finiteness checks.
         """
         if self._distributed_step is None:
 
@@ -411,8 +485,8 @@ class Trainer:
                     for k, v in per_replica.items()
                 }
                 # The running means too: no eager op per step.
-                for name, value in values.items():
-                    self.trackers[name].update_state(value)
+                for name, tracker in self.trackers.items():
+                    tracker.update_state(values[name])
                 self.step.assign_add(1)
                 return values
 
@@ -482,7 +556,8 @@ class Trainer:
         Returns:
             True if a checkpoint was restored.
         """
-        latest = self.manager.latest_checkpoint
+        # The shared folder: a non-chief worker resumes from the chief's saves.
+        latest = tf.train.latest_checkpoint(str(self.model_dir / "checkpoints"))
         if latest is None:
             return False
         self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -494,7 +569,7 @@ class Trainer:
         Returns:
             True if best weights were found and loaded.
         """
-        best = self.best_manager.latest_checkpoint
+        best = tf.train.latest_checkpoint(str(self.model_dir / "best"))
         if best is None:
             return False
         self.best_manager.checkpoint.restore(best).assert_existing_objects_matched()
@@ -507,10 +582,59 @@ class Trainer:
 
     def save_best(self, value: float) -> None:
         """Keeps the current weights as the best, with their validation Eq. 4."""
-        self.best_manager.save(checkpoint_number=int(self.step))
-        tmp = self.model_dir / "best" / "best.json.tmp"
-        tmp.write_text(json.dumps({"mask_loss": value, "step": int(self.step)}))
-        tmp.replace(tmp.with_suffix(""))
+        step = int(self.step.numpy())
+        self.best_manager.save(checkpoint_number=step)
+        _write_json(
+            self.model_dir / "best" / "best.json", {"mask_loss": value, "step": step}
+        )
+
+    def validated_step(self) -> int:
+        """The last step whose validation finished (0 if none)."""
+        path = self.model_dir / VALIDATED
+        return json.loads(path.read_text())["step"] if path.exists() else 0
+
+    def export_networks(self) -> dict[str, keras.Model | None]:
+        """The networks to export: plain copies when the variables are distributed.
+
+        A SavedModel of distributed variables would need the strategy to load;
+        copies built outside the strategy's scope export like a one-device run.
+        """
+        nets = {
+            "generator": self.generator,
+            "mask_generator": self.mask_generator,
+            "critic": self.critic,
+        }
+        if not self.distributed:
+            return nets
+        config = self.config
+        with _dtype_policy(config.precision):
+            copies = {
+                "generator": InpaintingGenerator(
+                    None, config.channels, config.model_size
+                ),
+                "critic": Critic(config.image_size, config.channels, config.model_size),
+                "mask_generator": MaskGenerator(
+                    None, config.channels, config.model_size, config.binarisation
+                )
+                if config.mode == "joint"
+                else None,
+            }
+        for name, copy in copies.items():
+            if copy is not None:
+                copy.set_weights(nets[name].get_weights())
+        return copies
+
+
+# Records the last step whose validation finished, so that a run killed between
+# an epoch's checkpoint and its validation redoes that validation on resume.
+VALIDATED = "validated.json"
+
+
+def _write_json(path: pathlib.Path, value: dict) -> None:
+    """Writes `value` as JSON atomically (a temporary file renamed into place)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2))
+    tmp.replace(path)
 
 
 def validation_crop_mode(config: TrainingConfig) -> str:
@@ -552,34 +676,137 @@ def prepare_images(config: TrainingConfig):
     )
 
 
+def _open_run(trainer: Trainer, overwrite: bool, stack: contextlib.ExitStack):
+    """Checks, locks and tidies the run folder (the chief); see `run_folder`."""
+    config, model_dir = trainer.config, trainer.model_dir
+    if overwrite and trainer.workers > 1:
+        raise run_folder.RunFolderError(
+            "--overwrite cannot be used with several workers; empty "
+            f"{model_dir} first, or use another --model_dir"
+        )
+    if not trainer.is_chief:
+        # Read-only: the same refusal as the chief's, so that no worker waits
+        # for a chief that stopped.
+        if not overwrite:
+            run_folder.check_resumable(model_dir, dataclasses.asdict(config))
+        return
+    run_folder.prepare(model_dir)
+    stack.enter_context(run_folder.RunLock(model_dir, "training"))
+    if overwrite:
+        run_folder.start_over(model_dir)
+    else:
+        run_folder.check_resumable(model_dir, dataclasses.asdict(config))
+    run_folder.remove_leftovers(model_dir)
+
+
+def _check_finite(values: dict, step: int, trainer: Trainer) -> None:
+    """Stops training when a loss or a gradient norm is NaN or inf.
+
+    Called after every step and before anything of that step is saved, so the
+    run folder keeps the last good checkpoint.
+    """
+    for name, value in values.items():
+        value = float(value)
+        if math.isfinite(value):
+            continue
+        if name.startswith(GRAD_NORM):
+            what = f"gradient norm of the {name[len(GRAD_NORM) :]}"
+        else:
+            what = _CHECKED.get(name, name)
+        last = tf.train.latest_checkpoint(str(trainer.model_dir / "checkpoints"))
+        kept = (
+            f"the last good checkpoint is step {last.rsplit('-', 1)[1]}"
+            if last
+            else "no checkpoint was written"
+        )
+        raise NonFiniteError(
+            f"training stopped at step {step}: the {what} is {value}; {kept} "
+            "(lower --learning_rate, or check the data and --alpha/--beta)"
+        )
+
+
+def _validate_epoch(trainer, validation, writer, step: int, best: float) -> float:
+    """Validation, summaries and best-weight choice at an epoch end (the chief).
+
+    Returns:
+        The best validation Eq. 4 so far.
+    """
+    result = trainer.validate(validation)
+    with writer.as_default(step=step):
+        for name in ("psnr", "mask_loss", "density", "mae"):
+            tf.summary.scalar(f"validation/{name}", result[name])
+        shown = slice(0, SUMMARY_IMAGES)
+        tf.summary.image("validation/original", validation["image"][shown])
+        tf.summary.image("validation/mask", result["mask"][shown])
+        tf.summary.image(
+            "validation/known", (validation["image"] * result["mask"])[shown]
+        )
+        tf.summary.image("validation/inpainted", result["inpainted"][shown])
+    print(
+        f"validation: psnr {result['psnr']:.2f} dB, "
+        f"Eq. 4 {result['mask_loss']:.4f}, density {result['density']:.4f}"
+    )
+    if result["mask_loss"] < best:
+        best = result["mask_loss"]
+        trainer.save_best(best)
+    _write_json(trainer.model_dir / VALIDATED, {"step": step})
+    return best
+
+
 def train(
     config: TrainingConfig,
     strategy=None,
     *,
     images: tuple | None = None,
     export: bool = True,
+    overwrite: bool = False,
 ) -> Trainer:
     """Runs (or resumes) a training job and exports the result.
+
+    Under `MultiWorkerMirroredStrategy` every worker runs this with the same
+    config and a shared `model_dir`; every worker computes, only the chief
+    writes into `model_dir` (see `cluster_role`).
 
     Args:
         config: The run's config.
         strategy: Distribution strategy; `default_strategy()` if None.
         images: The result of `prepare_images(config)`, if already loaded.
         export: Export the best (else the latest) weights at the end.
+        overwrite: Start over in a `model_dir` that holds another run.
 
     Returns:
-        The `Trainer`; after an export its networks hold the exported weights.
+        The `Trainer`; after an export its networks hold the exported weights
+        (in a distributed run, the exported copies do).
 
     Raises:
         ValueError: For an invalid config or unusable data.
+        run_folder.RunFolderError: For a `model_dir` that is a file, is in use
+            by another process, or holds a run with other settings.
+        NonFiniteError: If a loss or gradient norm becomes NaN or inf.
     """
     config.validate()
     train_images, val_images, train_names = images or prepare_images(config)
     trainer = Trainer(config, strategy)
-    model_dir = trainer.model_dir
-    model_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        stack.callback(trainer.close)
+        _open_run(trainer, overwrite, stack)
+        _train_loop(trainer, train_images, val_images, train_names)
+        if export and trainer.is_chief:
+            # Export the best weights when validation chose some (the paper).
+            trainer.restore_best()
+            nets = trainer.export_networks()
+            export_models(trainer.model_dir, **nets)
+            if trainer.distributed:
+                for name, net in nets.items():
+                    if net is not None:
+                        setattr(trainer, name, net)
+    return trainer
+
+
+def _train_loop(trainer: Trainer, train_images, val_images, train_names) -> None:
+    config, model_dir = trainer.config, trainer.model_dir
     resumed = trainer.restore()
-    start = int(trainer.step)
+    start = int(trainer.step.numpy())  # int() refuses a MirroredVariable
     logging.info(
         "%s %s training at step %d of %d in %s (%d training, %d validation images)",
         "Resuming" if resumed else "Starting",
@@ -590,9 +817,15 @@ def train(
         len(train_images),
         len(val_images),
     )
-    (model_dir / "config.json").write_text(
-        json.dumps(dataclasses.asdict(config), indent=2)
+    logging.info(
+        "%d worker(s), %d replica(s) in sync; this process is %s%s",
+        trainer.workers,
+        trainer.strategy.num_replicas_in_sync,
+        trainer.task,
+        " (writes the run folder)" if trainer.is_chief else " (writes nothing there)",
     )
+    if trainer.is_chief:
+        _write_json(model_dir / "config.json", dataclasses.asdict(config))
     dataset = data.training_dataset(
         train_images,
         config.image_size,
@@ -602,6 +835,15 @@ def train(
         names=train_names,
     )
     dataset = trainer.add_noise(dataset, start_step=start)
+    if trainer.workers > 1:
+        # Every worker builds the same stream of global batches; DATA sharding
+        # gives each its own part of every batch, so the run equals a
+        # one-process run with the same global batch.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        dataset = dataset.with_options(options)
     iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
     validation = (
         trainer.validation_batch(
@@ -609,11 +851,24 @@ def train(
                 val_images, config.image_size, crops=validation_crop_mode(config)
             )
         )
-        if val_images
+        if val_images and trainer.is_chief
         else None
     )
-    writer = tf.summary.create_file_writer(str(model_dir / "logs"))
+    writer = (
+        tf.summary.create_file_writer(str(model_dir / "logs"))
+        if trainer.is_chief
+        else tf.summary.create_noop_writer()
+    )
     best = trainer.best_value()
+    if (
+        validation is not None
+        and start > 0
+        and start % config.steps_per_epoch == 0
+        and trainer.validated_step() < start
+    ):
+        # Killed between this epoch's checkpoint and its validation.
+        print(f"Validating epoch {start // config.steps_per_epoch} (missed before)")
+        best = _validate_epoch(trainer, validation, writer, start, best)
 
     step = start
     while step < config.total_steps:
@@ -629,6 +884,7 @@ def train(
         while step < end:
             values = trainer.train_step(next(iterator))
             step += 1
+            _check_finite(values, step, trainer)
             if step % config.checkpoint_every == 0:
                 trainer.manager.save(checkpoint_number=step)
             bar.update(
@@ -638,38 +894,15 @@ def train(
             if step % 10 == 0 or step == end:
                 with writer.as_default(step=step):
                     for name, value in values.items():
-                        tf.summary.scalar(f"train/{name}", value)
+                        if not name.startswith(GRAD_NORM):
+                            tf.summary.scalar(f"train/{name}", value)
         seconds = time.perf_counter() - started
         trainer.manager.save(checkpoint_number=step)
         with writer.as_default(step=step):
             tf.summary.scalar("train/seconds_per_epoch", seconds)
-            if validation is not None:
-                result = trainer.validate(validation)
-                for name in ("psnr", "mask_loss", "density", "mae"):
-                    tf.summary.scalar(f"validation/{name}", result[name])
-                shown = slice(0, SUMMARY_IMAGES)
-                tf.summary.image("validation/original", validation["image"][shown])
-                tf.summary.image("validation/mask", result["mask"][shown])
-                tf.summary.image(
-                    "validation/known", (validation["image"] * result["mask"])[shown]
-                )
-                tf.summary.image("validation/inpainted", result["inpainted"][shown])
-                print(
-                    f"validation: psnr {result['psnr']:.2f} dB, "
-                    f"Eq. 4 {result['mask_loss']:.4f}, density {result['density']:.4f}"
-                )
-                if result["mask_loss"] < best:
-                    best = result["mask_loss"]
-                    trainer.save_best(best)
+        if validation is not None:
+            best = _validate_epoch(trainer, validation, writer, step, best)
         writer.flush()
-
-    if export:
-        # Export the best weights when validation chose some (as in the paper).
-        trainer.restore_best()
-        export_models(
-            model_dir, trainer.generator, trainer.mask_generator, trainer.critic
-        )
-    return trainer
 
 
 def export_run(model_dir: str | os.PathLike) -> pathlib.Path:
@@ -683,16 +916,22 @@ def export_run(model_dir: str | os.PathLike) -> pathlib.Path:
 
     Raises:
         FileNotFoundError: If the folder holds no run or no checkpoint.
+        run_folder.RunFolderError: If another process trains or exports it.
+        ValueError: If the weights are not finite.
     """
     model_dir = pathlib.Path(model_dir)
     config_path = model_dir / "config.json"
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"model_dir {model_dir} is not a folder")
     if not config_path.exists():
-        raise FileNotFoundError(f"{model_dir} holds no training run (no config.json)")
+        raise FileNotFoundError(
+            f"model_dir {model_dir} holds no training run (no config.json)"
+        )
     config = TrainingConfig(**json.loads(config_path.read_text()))
-    trainer = Trainer(config)
-    if not trainer.restore():
-        raise FileNotFoundError(f"{model_dir} holds no checkpoint to export")
-    trainer.restore_best()
-    return export_models(
-        model_dir, trainer.generator, trainer.mask_generator, trainer.critic
-    )
+    with run_folder.RunLock(model_dir, "exporting"):
+        run_folder.remove_leftovers(model_dir)
+        trainer = Trainer(config)
+        if not trainer.restore():
+            raise FileNotFoundError(f"model_dir {model_dir} holds no checkpoint")
+        trainer.restore_best()
+        return export_models(model_dir, **trainer.export_networks())
