@@ -158,6 +158,7 @@ def main(argv):
     try:
         trainer = training.train(config, images=images, overwrite=FLAGS.overwrite)
     except (run_folder.RunFolderError, training.NonFiniteError) as error:
+        print(flush=True)  # end the progress bar's line
         sys.exit(f"train.py: {error}")
     if trainer.is_chief:
         print(f"Exported models to {config.model_dir}/export")
