@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import keras
@@ -114,6 +115,17 @@ def exported_weights(model_dir):
     return weights
 
 
+def logged_losses(model_dir):
+    """The training losses the run wrote to TensorBoard, by (tag, step)."""
+    values = {}
+    for path in (model_dir / "logs").glob("events.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag.endswith("_loss") and value.tag.startswith("train/"):
+                    values[value.tag, event.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
 def test_two_workers_equal_one_process_with_the_same_global_batch(tmp_path):
     write_images(tmp_path / "photos", count=4, size=(24, 32))
     steps = ["--epochs=1", "--steps_per_epoch=3", "--checkpoint_every=2"]
@@ -142,6 +154,15 @@ def test_two_workers_equal_one_process_with_the_same_global_batch(tmp_path):
     worst = max(float(np.abs(a - b).max()) for a, b in zip(two, one, strict=True))
     print("max exported weight difference, two workers vs one process:", worst)
     assert worst <= 1e-4
+    # Adam hides a gradient scale in the weights; the losses would not (each
+    # worker must average over its half of the global batch, not all of it).
+    losses_two, losses_one = (
+        logged_losses(tmp_path / "two"),
+        logged_losses(tmp_path / "one"),
+    )
+    assert sorted(losses_two) == sorted(losses_one) and losses_one
+    for key, value in losses_one.items():
+        assert abs(losses_two[key] - value) <= 1e-5 * max(1.0, abs(value)), key
     # Only the chief wrote: the folder holds one run's files and no leftovers.
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
         p.name for p in (tmp_path / "one").iterdir()
@@ -157,6 +178,7 @@ def test_killed_worker_resumes_from_the_last_checkpoint(tmp_path):
     argv = command(
         tmp_path / "photos",
         tmp_path / "run",
+        "--mode=inpaint",  # two networks: a shorter trace, same resume path
         "--epochs=2",
         "--steps_per_epoch=40",
         "--checkpoint_every=2",
@@ -169,11 +191,12 @@ def test_killed_worker_resumes_from_the_last_checkpoint(tmp_path):
         assert all(p.poll() is None for p in workers), read_log(tmp_path, "first", 0)
         time.sleep(0.2)
     assert index.exists(), read_log(tmp_path, "first", 0)
+    killed_pid = workers[1].pid
     workers[1].send_signal(signal.SIGKILL)
     workers[1].wait()
     # The chief loses its peer: it fails or waits; either way it stops here.
     try:
-        workers[0].wait(timeout=20)
+        workers[0].wait(timeout=5)
     except subprocess.TimeoutExpired:
         workers[0].kill()
         workers[0].wait()
@@ -185,9 +208,14 @@ def test_killed_worker_resumes_from_the_last_checkpoint(tmp_path):
     wait_all(workers, tmp_path, "second")
     print(f"kill and resume with two workers: {time.perf_counter() - started:.1f} s")
     for worker in range(2):
-        assert f"Resuming joint training at step {saved_step} of 80" in read_log(
+        assert f"Resuming inpaint training at step {saved_step} of 80" in read_log(
             tmp_path, "second", worker
         )
     final = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
     assert final.endswith("-80")
-    assert (tmp_path / "run" / "export" / "mask_gan" / "saved_model.pb").exists()
+    # The killed worker's temporary folder went with the rerun's start.
+    leftovers = pathlib.Path(tempfile.gettempdir()).glob(
+        f"wgimask-worker-{killed_pid}-*"
+    )
+    assert not list(leftovers)
+    assert (tmp_path / "run" / "export" / "inpainter" / "saved_model.pb").exists()

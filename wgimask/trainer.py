@@ -34,6 +34,24 @@ from wgimask.training_config import TrainingConfig
 GRAD_NORM = "grad_norm/"
 
 
+# Temporary folder of a non-chief worker: prefix, process id, random part.
+WORKER_TEMP_PREFIX = "wgimask-worker-"
+
+
+def _remove_dead_worker_folders() -> None:
+    """Removes the temporary folders of killed workers of this machine."""
+    for folder in pathlib.Path(tempfile.gettempdir()).glob(f"{WORKER_TEMP_PREFIX}*"):
+        pid = folder.name[len(WORKER_TEMP_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's
+
+
 @contextlib.contextmanager
 def _dtype_policy(policy: str):
     """Builds the layers created inside with the Keras dtype policy `policy`."""
@@ -103,11 +121,13 @@ class Trainer:
         # Only the chief writes into the run folder. The other workers save
         # their checkpoints too (every worker must take part in a distributed
         # save) but into a temporary folder of their own, removed by `close`.
-        self.write_dir = (
-            self.model_dir
-            if self.is_chief
-            else pathlib.Path(tempfile.mkdtemp(prefix="wgimask-worker-"))
-        )
+        if self.is_chief:
+            self.write_dir = self.model_dir
+        else:
+            _remove_dead_worker_folders()
+            self.write_dir = pathlib.Path(
+                tempfile.mkdtemp(prefix=f"{WORKER_TEMP_PREFIX}{os.getpid()}-")
+            )
         keras.utils.set_random_seed(config.seed)
         size = config.image_size
         with self.strategy.scope(), _dtype_policy(config.precision):
