@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
 from absl import app, flags, logging  # noqa: E402
 
-from wgimask import run_folder, training  # noqa: E402
+from wgimask import training  # noqa: E402
 
 _DEFAULTS = training.TrainingConfig()
 FLAGS = flags.FLAGS
@@ -157,7 +157,7 @@ def main(argv):
         sys.exit(f"train.py: --{message}")
     try:
         trainer = training.train(config, images=images, overwrite=FLAGS.overwrite)
-    except (run_folder.RunFolderError, training.NonFiniteError) as error:
+    except (training.run_folder.RunFolderError, training.NonFiniteError) as error:
         print(flush=True)  # end the progress bar's line
         sys.exit(f"train.py: {error}")
     if trainer.is_chief:
