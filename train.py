@@ -4,7 +4,10 @@
     python train.py --density=0.1 --preset=paper --data_dir=/data/imagenet64
     python train.py --model_dir=runs/default --export_only
 
-Rerunning with the same --model_dir resumes from its latest checkpoint.
+Rerunning with the same --model_dir resumes from its latest checkpoint; a
+--model_dir holding a run with other networks or objective is refused (use
+another folder, or --overwrite to start over). Several workers: see
+docs/many-machines.md.
 """
 
 from __future__ import annotations
@@ -107,6 +110,12 @@ flags.DEFINE_enum(
     "The paper's settings; flags given explicitly still win.",
 )
 flags.DEFINE_boolean("export_only", False, "Export an existing --model_dir and stop.")
+flags.DEFINE_boolean(
+    "overwrite",
+    False,
+    "Start over in a --model_dir that holds another run (deletes its "
+    "checkpoints, logs and export).",
+)
 
 
 def config_from_flags() -> training.TrainingConfig:
@@ -133,7 +142,10 @@ def main(argv):
     # Keep TensorFlow's own INFO chatter (checkpoint sharding) out of the log.
     std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
     if FLAGS.export_only:
-        print(f"Exported {training.export_run(config.model_dir)}")
+        try:
+            print(f"Exported {training.export_run(config.model_dir)}")
+        except (FileNotFoundError, ValueError) as error:
+            sys.exit(f"train.py: --export_only: {error}")
         return
     try:
         # Data problems are reported before any model is built.
@@ -143,8 +155,13 @@ def main(argv):
         if not message.startswith("validation_dir: "):
             message = f"data_dir: {message}"
         sys.exit(f"train.py: --{message}")
-    training.train(config, images=images)
-    print(f"Exported models to {config.model_dir}/export")
+    try:
+        trainer = training.train(config, images=images, overwrite=FLAGS.overwrite)
+    except (training.run_folder.RunFolderError, training.NonFiniteError) as error:
+        print(flush=True)  # end the progress bar's line
+        sys.exit(f"train.py: {error}")
+    if trainer.is_chief:
+        print(f"Exported models to {config.model_dir}/export")
 
 
 if __name__ == "__main__":

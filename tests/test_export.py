@@ -110,3 +110,107 @@ def test_serving_is_deterministic(exported):
     second = export.mask_gan(g, m.confidence_model(), image)
     for key in first:
         np.testing.assert_array_equal(first[key], second[key])
+
+
+BAD_REQUESTS = {
+    # case: (signature, inputs, words the message must contain)
+    "rank 2": ("mask_gan", {"image": "np.zeros((16, 16))"}, "rank 4"),
+    "rank 3": ("mask_gan", {"image": "np.zeros((16, 16, 3))"}, "rank 4"),
+    "grey for colour": ("mask_gan", {"image": "np.zeros((1, 16, 16, 1))"}, "3 channel"),
+    "batch 0": ("mask_gan", {"image": "np.zeros((0, 16, 16, 3))"}, "at least 1 image"),
+    "side below 8": ("mask_gan", {"image": "np.zeros((1, 5, 9, 3))"}, "at least 8"),
+    "0..255": ("mask_gan", {"image": "np.full((1, 16, 16, 3), 200.0)"}, "in [0, 1]"),
+    "NaN pixel": (
+        "mask_gan",
+        {
+            "image": "np.where(np.eye(16)[None, :, :, None] > 0, np.nan, "
+            "np.full((1, 16, 16, 3), 0.5))"
+        },
+        "finite",
+    ),
+    "mask 0/255": (
+        "inpainter",
+        {
+            "image": "np.full((1, 16, 16, 3), 0.5)",
+            "mask": "np.full((1, 16, 16, 1), 255.0)",
+        },
+        "0 (unknown) or 1 (known)",
+    ),
+    "mask shape": (
+        "inpainter",
+        {"image": "np.full((1, 16, 16, 3), 0.5)", "mask": "np.ones((1, 8, 16, 1))"},
+        "batch, height and width",
+    ),
+    "mask rank": (
+        "inpainter",
+        {"image": "np.full((1, 16, 16, 3), 0.5)", "mask": "np.ones((16, 16))"},
+        "mask must have rank 4",
+    ),
+}
+
+
+def test_bad_requests_fail_with_named_cause_and_the_process_survives(exported):
+    """Each bad input gets an InvalidArgument naming the expectation.
+
+    One subprocess runs all cases: it must survive each (oneDNN aborts the
+    process on a rank-2 image unless the check runs first) and then still
+    serve a good request.
+    """
+    path, _, _ = exported
+    cases = {name: (sig, inputs) for name, (sig, inputs, _) in BAD_REQUESTS.items()}
+    script = textwrap.dedent(
+        f"""
+        import json, numpy as np, tensorflow as tf
+        models = {{n: tf.saved_model.load({str(path)!r} + "/" + n)
+                  for n in ("mask_gan", "inpainter")}}
+        out = {{}}
+        for name, (sig, inputs) in {cases!r}.items():
+            fn = models[sig].signatures["serving_default"]
+            args = {{k: tf.constant(eval(v), tf.float32) for k, v in inputs.items()}}
+            try:
+                fn(**args)
+                out[name] = "no error"
+            except tf.errors.InvalidArgumentError as error:
+                out[name] = error.message
+        good = models["mask_gan"].signatures["serving_default"](
+            image=tf.fill([1, 13, 21, 3], 0.5))
+        out["good shape"] = good["mask"].shape.as_list()
+        print(json.dumps(out))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    messages = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, (_, _, words) in BAD_REQUESTS.items():
+        assert words in messages[name], (name, messages[name])
+    assert messages["good shape"] == [1, 13, 21, 1]
+
+
+def test_sides_not_multiple_of_8_are_reflect_padded_and_cropped(exported):
+    _, g, m = exported
+    image = tf.random.uniform((2, 13, 21, 3), seed=3)
+    served = export.serve_mask_gan(g, m.confidence_model(), image)
+    padded = tf.pad(image, [[0, 0], [0, 3], [0, 3], [0, 0]], mode="REFLECT")
+    direct = export.mask_gan(g, m.confidence_model(), padded)
+    for key in ("mask", "confidence", "inpainted"):
+        assert served[key].shape[1:3] == (13, 21)
+        np.testing.assert_allclose(served[key], direct[key][:, :13, :21], atol=1e-6)
+    mask = tf.cast(tf.random.uniform((2, 13, 21, 1), seed=4) < 0.3, tf.float32)
+    inpainted = export.serve_inpainter(g, image, mask)["inpainted"]
+    assert inpainted.shape == (2, 13, 21, 3)
+    # Sides that are multiples of 8 are not padded: the plain inference.
+    image16 = image[:, :8, :16]
+    np.testing.assert_allclose(
+        export.serve_mask_gan(g, m.confidence_model(), image16)["mask"],
+        export.mask_gan(g, m.confidence_model(), image16)["mask"],
+    )
+
+
+def test_export_folder_has_the_run_folder_mode(tmp_path):
+    model_dir = tmp_path / "run"
+    model_dir.mkdir(mode=0o755)
+    model_dir.chmod(0o755)
+    path = export.export_models(model_dir, InpaintingGenerator(None, 3, "tiny"))
+    assert oct(path.stat().st_mode & 0o777) == oct(0o755)

@@ -1,5 +1,7 @@
 """The train.py entry script: flags, one-line errors, SIGKILL and resume."""
 
+import dataclasses
+import json
 import os
 import pathlib
 import signal
@@ -14,6 +16,7 @@ from helpers import write_images
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
+from wgimask import training  # noqa: E402
 
 
 @pytest.fixture
@@ -107,3 +110,47 @@ def test_killed_run_resumes_and_exports(tmp_path):
     signature = served.signatures["serving_default"]
     assert set(signature.structured_outputs) == {"mask", "confidence", "inpainted"}
     assert list(signature.structured_input_signature[1]) == ["image"]
+
+
+def test_model_dir_that_is_a_file_stops_with_one_line(flags_parsed, tmp_path):
+    write_images(tmp_path / "photos", count=3)
+    (tmp_path / "file").write_text("not a folder")
+    flags_parsed(
+        f"--data_dir={tmp_path / 'photos'}",
+        f"--model_dir={tmp_path / 'file'}",
+        pack=False,
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["train.py"])
+    message = str(exit_info.value.code)
+    assert "\n" not in message and "is a file, not a folder" in message
+
+
+def test_export_only_on_a_missing_folder_stops_with_one_line(flags_parsed, tmp_path):
+    flags_parsed(f"--model_dir={tmp_path / 'nowhere'}", "--export_only", pack=False)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["train.py"])
+    message = str(exit_info.value.code)
+    assert message.startswith("train.py: --export_only: ") and "\n" not in message
+    assert str(tmp_path / "nowhere") in message
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_resuming_with_another_model_size_stops_with_one_line(flags_parsed, tmp_path):
+    # A saved run (config and a checkpoint folder) of another model size.
+    model_dir = tmp_path / "run"
+    (model_dir / "checkpoints").mkdir(parents=True)
+    saved = dataclasses.asdict(training.TrainingConfig(model_dir=str(model_dir)))
+    (model_dir / "config.json").write_text(json.dumps(saved))
+    write_images(tmp_path / "photos", count=3)
+    flags_parsed(
+        f"--data_dir={tmp_path / 'photos'}",
+        f"--model_dir={model_dir}",
+        "--model_size=small",
+        pack=False,
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["train.py"])
+    message = str(exit_info.value.code)
+    assert "\n" not in message
+    assert "model_size 'tiny' -> 'small'" in message and "--overwrite" in message

@@ -1,0 +1,233 @@
+"""The run folder of a training job: one writer, safe reruns, no leftovers.
+
+* `RunLock`: a lock file (``MODEL_DIR/.lock``) held while a run trains or
+  exports. A second process stops at once with the folder and the holder's
+  process id. The lock is an `fcntl.flock` on the file, which the kernel
+  releases when its holder dies, so the lock of a killed run is stale by
+  construction and taken over (and reported) by the next run.
+* `check_resumable`: refuses to resume a folder whose saved config differs in
+  a field that changes the networks or the objective.
+* `remove_leftovers`: removes the temporary folders a kill leaves behind
+  (``ckpt-N_temp`` of checkpoints, ``.export-XXXX`` of exports).
+* `start_over`: empties a run folder for ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pathlib
+import shutil
+import socket
+
+from absl import logging
+
+#: Fields a run may change when it resumes: they change how long or how fast
+#: it trains, where its data comes from or how it is validated, not what the
+#: networks are or which objective they minimise. Any other field (also one
+#: added in a later version) must match the saved config.
+RESUMABLE_FIELDS = frozenset(
+    {
+        "epochs",
+        "steps_per_epoch",
+        "checkpoint_every",
+        "batch_size",
+        "learning_rate",
+        "lr_schedule",
+        "seed",
+        "data_dir",
+        "validation_dir",
+        "validation_fraction",
+        "validation_crops",
+        "model_dir",
+        "jit_compile",
+        "precision",
+    }
+)
+#: What a run writes into its folder (removed by `start_over`).
+RUN_CONTENTS = ("checkpoints", "best", "logs", "export", "config.json")
+LOCK_NAME = ".lock"
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked (one-line message)."""
+
+
+def prepare(model_dir: str | os.PathLike) -> pathlib.Path:
+    """Creates the run folder; refuses a path that is a file.
+
+    Returns:
+        The folder as a path.
+
+    Raises:
+        RunFolderError: If `model_dir` (or a parent) is not a folder.
+    """
+    path = pathlib.Path(model_dir)
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"model_dir {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise RunFolderError(f"model_dir {path}: cannot create it ({error})") from None
+    except PermissionError:
+        raise RunFolderError(f"model_dir {path}: permission denied") from None
+    return path
+
+
+class RunLock:
+    """Exclusive lock of a run folder (a context manager).
+
+    Args:
+        model_dir: The run folder (must exist).
+        purpose: What the holder does ("training", "exporting"), written into
+            the lock file for the message of a second process.
+
+    Raises:
+        RunFolderError: On entering, if another live process holds the lock.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, purpose: str = "training"):
+        self.path = pathlib.Path(model_dir) / LOCK_NAME
+        self.purpose = purpose
+        self._fh = None
+
+    def _holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+
+    def acquire(self) -> None:
+        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held open)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            holder = self._holder()
+            raise RunFolderError(
+                f"model_dir {self.path.parent} is in use by process "
+                f"{holder.get('pid', '?')} on {holder.get('host', '?')} "
+                f"({holder.get('purpose', 'training')}); wait for it to finish "
+                "or use another --model_dir"
+            ) from None
+        previous = self._holder()
+        if previous.get("pid"):
+            # The kernel dropped the flock of a dead holder: a killed run.
+            logging.info(
+                "Taking over the stale lock of process %s on %s (no longer running)",
+                previous["pid"],
+                previous.get("host", "?"),
+            )
+        fh.seek(0)
+        fh.truncate()
+        fh.write(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "purpose": self.purpose,
+                }
+            )
+        )
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is None:
+            return
+        # Empty the file first: an empty lock file is a released lock.
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.flush()
+        fcntl.flock(self._fh, fcntl.LOCK_UN)
+        self._fh.close()
+        self._fh = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def config_differences(saved: dict, wanted: dict) -> list[str]:
+    """Fields outside `RESUMABLE_FIELDS` whose values differ.
+
+    A field missing from one side (a config of another version) counts as
+    different unless the other side holds None.
+    """
+    names = (set(saved) | set(wanted)) - RESUMABLE_FIELDS
+    return sorted(n for n in names if saved.get(n) != wanted.get(n))
+
+
+def check_resumable(model_dir: pathlib.Path, wanted: dict) -> None:
+    """Refuses to resume a run trained with different networks or objective.
+
+    Args:
+        model_dir: The run folder.
+        wanted: The new run's config as a dict.
+
+    Raises:
+        RunFolderError: Naming the differing fields, saved and new values,
+            and what to do.
+    """
+    path = model_dir / "config.json"
+    if not path.exists() or not (model_dir / "checkpoints").exists():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        raise RunFolderError(
+            f"{path} is not valid JSON; use another --model_dir, or --overwrite "
+            "to start over"
+        ) from None
+    differing = config_differences(saved, wanted)
+    if differing:
+        changes = ", ".join(
+            f"{n} {saved.get(n, '(absent)')!r} -> {wanted.get(n, '(absent)')!r}"
+            for n in differing
+        )
+        raise RunFolderError(
+            f"model_dir {model_dir} holds a run with other settings ({changes}); "
+            "use another --model_dir, or --overwrite to start over"
+        )
+
+
+def remove_leftovers(model_dir: pathlib.Path) -> list[pathlib.Path]:
+    """Removes the temporary folders of interrupted checkpoint and export writes.
+
+    Only call it while holding the run's lock: a live writer's temporary
+    folders look the same.
+
+    Returns:
+        The removed paths.
+    """
+    from wgimask.export import EXPORT_TEMP_PREFIX
+
+    leftovers = [p for p in model_dir.glob(f"{EXPORT_TEMP_PREFIX}*") if p.is_dir()]
+    for sub in ("checkpoints", "best"):
+        leftovers += (model_dir / sub).glob("*_temp")
+    for path in leftovers:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if leftovers:
+        logging.info(
+            "Removed %d leftover(s) of an interrupted run: %s",
+            len(leftovers),
+            ", ".join(p.name for p in leftovers),
+        )
+    return leftovers
+
+
+def start_over(model_dir: pathlib.Path) -> None:
+    """Removes what a run wrote into `model_dir` (for ``--overwrite``)."""
+    for name in RUN_CONTENTS:
+        path = model_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()

@@ -1,0 +1,492 @@
+"""`Trainer`: the networks, optimizers, distributed step, validation and
+checkpoints of a training run, and the distribution strategy helpers.
+
+Every step, from one forward pass, updates the critic with Eq. 2, the inpainting
+generator with Eq. 3 and (in ``joint`` mode) the mask generator with Eq. 4, with
+c = b = m(r, f). In ``inpaint`` mode the masks are uniformly random with exactly
+round(D N) known pixels (the paper's Table 2(a) baseline).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import pathlib
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from wgimask import blocks, data, losses, metrics
+from wgimask.networks import (
+    Critic,
+    InpaintingGenerator,
+    MaskGenerator,
+    draw_seed,
+)
+from wgimask.training_config import TrainingConfig
+
+# Prefix of the step's gradient-norm values (checked, not summarised).
+GRAD_NORM = "grad_norm/"
+
+
+# Temporary folder of a non-chief worker: prefix, process id, random part.
+WORKER_TEMP_PREFIX = "wgimask-worker-"
+
+
+def _remove_dead_worker_folders() -> None:
+    """Removes the temporary folders of killed workers of this machine."""
+    for folder in pathlib.Path(tempfile.gettempdir()).glob(f"{WORKER_TEMP_PREFIX}*"):
+        pid = folder.name[len(WORKER_TEMP_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's
+
+
+@contextlib.contextmanager
+def _dtype_policy(policy: str):
+    """Builds the layers created inside with the Keras dtype policy `policy`."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def cluster_role(strategy: tf.distribute.Strategy) -> tuple[int, bool, str]:
+    """Number of workers, whether this process is the chief, and its name.
+
+    The chief is the task of type "chief" if the cluster names one, else
+    worker 0; a single process is its own chief.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    workers = sum(len(spec.get(kind, [])) for kind in ("chief", "worker")) or 1
+    if resolver is None or workers == 1:
+        return 1, True, "chief"
+    task_type, task_id = resolver.task_type, resolver.task_id
+    chief = task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in spec
+    )
+    return workers, chief, f"{task_type} {task_id}"
+
+
+def default_strategy() -> tf.distribute.Strategy:
+    """The strategy for this machine.
+
+    `MultiWorkerMirroredStrategy` when ``TF_CONFIG`` names several workers,
+    `MirroredStrategy` over all visible GPUs when there are any, else the
+    default (single-device) strategy.
+
+    Returns:
+        A `tf.distribute.Strategy`.
+    """
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if tf.config.list_logical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+class Trainer:
+    """Networks, optimizers, the distributed step, validation and checkpoints.
+
+    Args:
+        config: A validated `TrainingConfig`.
+        strategy: Distribution strategy; `default_strategy()` if None.
+    """
+
+    def __init__(self, config: TrainingConfig, strategy=None):
+        self.config = config.validate()
+        self.strategy = strategy or default_strategy()
+        self.model_dir = pathlib.Path(config.model_dir)
+        self.workers, self.is_chief, self.task = cluster_role(self.strategy)
+        replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % replicas:
+            raise ValueError(
+                f"batch_size must be a multiple of the {replicas} replicas in "
+                f"sync, received {config.batch_size}"
+            )
+        # Only the chief writes into the run folder. The other workers save
+        # their checkpoints too (every worker must take part in a distributed
+        # save) but into a temporary folder of their own, removed by `close`.
+        if self.is_chief:
+            self.write_dir = self.model_dir
+        else:
+            _remove_dead_worker_folders()
+            self.write_dir = pathlib.Path(
+                tempfile.mkdtemp(prefix=f"{WORKER_TEMP_PREFIX}{os.getpid()}-")
+            )
+        keras.utils.set_random_seed(config.seed)
+        size = config.image_size
+        with self.strategy.scope(), _dtype_policy(config.precision):
+            self.generator = InpaintingGenerator(
+                None, config.channels, config.model_size
+            )
+            self.critic = Critic(size, config.channels, config.model_size)
+            self.mask_generator = (
+                MaskGenerator(
+                    None, config.channels, config.model_size, config.binarisation
+                )
+                if config.mode == "joint"
+                else None
+            )
+            self.optimizers = {
+                name: self._optimizer(f"adam_{name}") for name in self.networks
+            }
+            # Keras 3 optimizers must create their slots inside the scope,
+            # before the first distributed step.
+            for name, network in self.networks.items():
+                self.optimizers[name].build(network.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in ("critic_loss", "generator_loss", "mask_loss", "density", "mae")
+        }
+        self.checkpoint = tf.train.Checkpoint(
+            step=self.step,
+            **self.networks,
+            **{f"optimizer_{k}": v for k, v in self.optimizers.items()},
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.write_dir / "checkpoints", max_to_keep=3
+        )
+        # The best weights by validation Eq. 4, kept apart from the latest.
+        self.best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(**self.networks), self.write_dir / "best", max_to_keep=1
+        )
+        self._distributed_step = None
+
+    def close(self) -> None:
+        """Removes a non-chief worker's temporary folder."""
+        if not self.is_chief:
+            shutil.rmtree(self.write_dir, ignore_errors=True)
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the variables are distributed (several replicas or workers)."""
+        return self.strategy.num_replicas_in_sync > 1 or self.workers > 1
+
+    @property
+    def networks(self) -> dict[str, keras.Model]:
+        nets = {"generator": self.generator, "critic": self.critic}
+        if self.mask_generator is not None:
+            nets["mask_generator"] = self.mask_generator
+        return nets
+
+    def _optimizer(self, name: str) -> keras.optimizers.Optimizer:
+        optimizer = keras.optimizers.Adam(self._learning_rate(), name=name)
+        if self.config.precision == "mixed_float16":
+            # float16 gradients underflow without loss scaling.
+            return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_scaled")
+        return optimizer
+
+    def _learning_rate(self):
+        if self.config.lr_schedule == "cosine":
+            return keras.optimizers.schedules.CosineDecay(
+                self.config.learning_rate, self.config.total_steps
+            )
+        return self.config.learning_rate
+
+    # --- Data -----------------------------------------------------------------
+
+    def add_noise(self, dataset: tf.data.Dataset, start_step: int = 0):
+        """Attaches the random inputs of each batch, drawn per global batch.
+
+        Drawing the seeds (and the random masks of ``inpaint`` mode) in the
+        input pipeline, keyed on (seed, step), makes every example's noise
+        independent of how the batch is split over devices.
+
+        Args:
+            dataset: Batches of images (global batch size).
+            start_step: Index of the first batch.
+
+        Returns:
+            A dataset of dicts with ``image``, ``mask_seed``, ``generator_seed``
+            and (``inpaint`` mode) ``mask``.
+        """
+        config = self.config
+        base = tf.constant(config.seed, tf.int64)
+
+        def attach(step, images):
+            keys = tf.random.experimental.stateless_split(tf.stack([base, step]), 3)
+            shape = tf.shape(images)
+            batch = {
+                "image": images,
+                "mask_seed": draw_seed(shape, seed=keys[0]),
+                "generator_seed": draw_seed(shape, seed=keys[1]),
+            }
+            if config.mode == "inpaint":
+                batch["mask"] = data.random_masks(
+                    shape[0], shape[1], shape[2], config.density, keys[2]
+                )
+            return batch
+
+        return dataset.enumerate(start=start_step).map(
+            attach, num_parallel_calls=tf.data.AUTOTUNE
+        )
+
+    # --- The step ---------------------------------------------------------------
+
+    def _forward(self, batch, training: bool):
+        image = batch["image"]
+        if self.mask_generator is not None:
+            mask = self.mask_generator(
+                {"image": image, "seed": batch["mask_seed"]}, training=training
+            )
+        else:
+            mask = batch["mask"]
+        inpainted = self.generator(
+            {
+                "known": image * mask,
+                "mask": mask,
+                "seed": batch["generator_seed"] * (1.0 - mask),
+            },
+            training=training,
+        )
+        return mask, inpainted
+
+    def _replica_step(self, batch):
+        config = self.config
+        global_batch = config.batch_size
+        image = batch["image"]
+        tapes = {name: tf.GradientTape() for name in self.networks}
+        for tape in tapes.values():
+            tape.__enter__()
+        try:
+            mask, inpainted = self._forward(batch, training=True)
+            score_fake = self.critic({"image": inpainted, "mask": mask}, training=True)
+            score_real = self.critic({"image": image, "mask": mask}, training=True)
+            per_example = {
+                "critic": losses.critic_loss(score_fake, score_real),
+                "generator": losses.generator_loss(
+                    score_fake, image, inpainted, config.alpha
+                ),
+                "mask_generator": losses.mask_loss(
+                    mask, image, inpainted, config.density, config.beta
+                ),
+            }
+            loss = {
+                name: tf.nn.compute_average_loss(value, global_batch_size=global_batch)
+                for name, value in per_example.items()
+            }
+            # The identity except under mixed_float16 (loss scaling).
+            scaled = {
+                name: self.optimizers[name].scale_loss(loss[name])
+                for name in self.networks
+            }
+        finally:
+            for tape in tapes.values():
+                tape.__exit__(None, None, None)
+        # All gradients come from the same forward pass, then all are applied.
+        grads = {
+            name: tapes[name].gradient(scaled[name], net.trainable_variables)
+            for name, net in self.networks.items()
+        }
+        for name, net in self.networks.items():
+            self.optimizers[name].apply(grads[name], net.trainable_variables)
+
+        def average(x):
+            return tf.nn.compute_average_loss(x, global_batch_size=global_batch)
+
+        # Summed over replicas: finite exactly when every replica's norm is.
+        # Not under loss scaling, where non-finite gradients are expected and
+        # the optimizer skips those steps itself.
+        norms = (
+            {}
+            if config.precision == "mixed_float16"
+            else {
+                f"{GRAD_NORM}{name}": tf.linalg.global_norm(grads[name])
+                for name in self.networks
+            }
+        )
+        return norms | {
+            "critic_loss": loss["critic"],
+            "generator_loss": loss["generator"],
+            "mask_loss": loss["mask_generator"],
+            "density": average(losses.mask_density(mask)),
+            "mae": average(losses.mean_absolute_error(image, inpainted)),
+        }
+
+    def train_step(self, distributed_batch) -> dict[str, tf.Tensor]:
+        """One synchronous step on a batch of the distributed dataset.
+
+        Args:
+            distributed_batch: One element of the distributed dataset.
+
+        Returns:
+            The step's losses, density and MAE, averaged over the global batch,
+            and (except under mixed_float16) ``grad_norm/NETWORK``, the
+            gradients' global norms summed over replicas, for finiteness checks.
+        """
+        if self._distributed_step is None:
+
+            def step(batch):
+                per_replica = self.strategy.run(self._replica_step, args=(batch,))
+                # Each replica's value is already divided by the global batch.
+                values = {
+                    k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                    for k, v in per_replica.items()
+                }
+                # The running means too: no eager op per step.
+                for name, tracker in self.trackers.items():
+                    tracker.update_state(values[name])
+                self.step.assign_add(1)
+                return values
+
+            self._distributed_step = tf.function(
+                step, jit_compile=self.config.jit_compile or None
+            )
+        # XLA compiles the plain ops (it fuses them itself); the fused blocks
+        # target TensorFlow's own kernels and do not compile with XLA.
+        with (
+            blocks.reference_ops()
+            if self.config.jit_compile
+            else contextlib.nullcontext()
+        ):
+            return self._distributed_step(distributed_batch)
+
+    # --- Validation -------------------------------------------------------------
+
+    def validation_batch(self, crops: np.ndarray) -> dict[str, tf.Tensor]:
+        """Fixed inputs for validating on `crops` (same noise every time)."""
+        images = tf.constant(crops)
+        keys = tf.random.experimental.stateless_split(
+            tf.constant([self.config.seed, -1], tf.int64), 3
+        )
+        shape = tf.shape(images)
+        return {
+            "image": images,
+            "mask_seed": draw_seed(shape, seed=keys[0]),
+            "generator_seed": draw_seed(shape, seed=keys[1]),
+            "mask": data.random_masks(
+                shape[0], shape[1], shape[2], self.config.density, keys[2]
+            ),
+        }
+
+    def validate(self, batch: dict[str, tf.Tensor]) -> dict[str, float]:
+        """Validation PSNR, Eq. 4 and density of the networks in inference mode.
+
+        Args:
+            batch: From `validation_batch`.
+
+        Returns:
+            ``psnr`` (dB, mean over images), ``mask_loss`` (Eq. 4, mean),
+            ``density`` and ``mae`` (0-1 scale) as floats, and the ``mask`` and
+            ``inpainted`` tensors.
+        """
+        mask, inpainted = self._forward(batch, training=False)
+        image = batch["image"]
+        eq4 = losses.mask_loss(
+            mask, image, inpainted, self.config.density, self.config.beta
+        )
+        f, u = image.numpy(), inpainted.numpy()
+        return {
+            "psnr": float(
+                np.mean([metrics.psnr(a, b) for a, b in zip(f, u, strict=True)])
+            ),
+            "mask_loss": float(tf.reduce_mean(eq4)),
+            "density": float(tf.reduce_mean(losses.mask_density(mask))),
+            "mae": float(tf.reduce_mean(losses.mean_absolute_error(image, inpainted))),
+            "mask": mask,
+            "inpainted": inpainted,
+        }
+
+    # --- Checkpoints --------------------------------------------------------------
+
+    def restore(self) -> bool:
+        """Restores the latest checkpoint of `model_dir`, if any.
+
+        Returns:
+            True if a checkpoint was restored.
+        """
+        # The shared folder: a non-chief worker resumes from the chief's saves.
+        latest = tf.train.latest_checkpoint(str(self.model_dir / "checkpoints"))
+        if latest is None:
+            return False
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return True
+
+    def restore_best(self) -> bool:
+        """Loads the best weights by validation Eq. 4 into the networks, if kept.
+
+        Returns:
+            True if best weights were found and loaded.
+        """
+        best = tf.train.latest_checkpoint(str(self.model_dir / "best"))
+        if best is None:
+            return False
+        self.best_manager.checkpoint.restore(best).assert_existing_objects_matched()
+        return True
+
+    def best_value(self) -> float:
+        """Validation Eq. 4 of the kept best weights (inf if none)."""
+        path = self.model_dir / "best" / "best.json"
+        return json.loads(path.read_text())["mask_loss"] if path.exists() else math.inf
+
+    def save_best(self, value: float) -> None:
+        """Keeps the current weights as the best, with their validation Eq. 4."""
+        step = int(self.step.numpy())
+        self.best_manager.save(checkpoint_number=step)
+        write_json(
+            self.model_dir / "best" / "best.json", {"mask_loss": value, "step": step}
+        )
+
+    def validated_step(self) -> int:
+        """The last step whose validation finished (0 if none)."""
+        path = self.model_dir / VALIDATED
+        return json.loads(path.read_text())["step"] if path.exists() else 0
+
+    def export_networks(self) -> dict[str, keras.Model | None]:
+        """The networks to export: plain copies when the variables are distributed.
+
+        A SavedModel of distributed variables would need the strategy to load;
+        copies built outside the strategy's scope export like a one-device run.
+        """
+        nets = {
+            "generator": self.generator,
+            "mask_generator": self.mask_generator,
+            "critic": self.critic,
+        }
+        if not self.distributed:
+            return nets
+        config = self.config
+        with _dtype_policy(config.precision):
+            copies = {
+                "generator": InpaintingGenerator(
+                    None, config.channels, config.model_size
+                ),
+                "critic": Critic(config.image_size, config.channels, config.model_size),
+                "mask_generator": MaskGenerator(
+                    None, config.channels, config.model_size, config.binarisation
+                )
+                if config.mode == "joint"
+                else None,
+            }
+        for name, copy in copies.items():
+            if copy is not None:
+                copy.set_weights(nets[name].get_weights())
+        return copies
+
+
+# Records the last step whose validation finished, so that a run killed between
+# an epoch's checkpoint and its validation redoes that validation on resume.
+VALIDATED = "validated.json"
+
+
+def write_json(path: pathlib.Path, value: dict) -> None:
+    """Writes `value` as JSON atomically (a temporary file renamed into place)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2))
+    tmp.replace(path)
