@@ -130,7 +130,10 @@ def test_bad_requests_give_one_line(tmp_path, capsys, args, message):
 
 
 def test_zero_pixel_density_is_refused_before_any_output(model_dir, tmp_path, capsys):
-    small, large = _photo(tmp_path, "a.png", 64, 80), _photo(tmp_path, "b.png", 120, 120)
+    small, large = (
+        _photo(tmp_path, "a.png", 64, 80),
+        _photo(tmp_path, "b.png", 120, 120),
+    )
     out = tmp_path / "out"
     code, _, stderr = _run(
         capsys, large, small, "--density=0.00009", f"--model={model_dir}",

@@ -5,6 +5,7 @@ back through `wgimask.inference` as the command does.
 """
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -452,3 +453,88 @@ def test_entry_script_says_what_models_to_pass(tmp_path):
     run = _evaluate("--methods=random+wgain", f"--output_dir={tmp_path}")
     assert run.returncode != 0
     assert "--models=DIR" in run.stderr and "train.py" in run.stderr
+
+
+# --------------------------------------------------------------------------
+# One inference path, small images, output folders
+
+
+def test_learned_masks_are_those_of_the_command(models_dir, image_dir):
+    from wgimask import inference
+
+    config = _config(
+        image_dir, Path("unused"), methods=("mg",), models_dir=str(models_dir)
+    )
+    needs = evaluation.check_models(config)
+    models = evaluation.LearnedModels(models_dir, needs, SIZE)
+    pipeline = evaluation._Pipeline(config, models)
+    # Larger than the models' crop: tiled, exactly as `wgimask` tiles it.
+    images = np.random.default_rng(4).uniform(size=(2, 2 * SIZE, 3 * SIZE, 3))
+    images = images.astype(np.float32)
+    masks = pipeline.masks("mg", images, 0.1, [0, 1]).masks
+    model = inference.load(models_dir / "joint-0.1")
+    for image, mask in zip(images, masks, strict=True):
+        expected, _ = model.optimise_mask(image, 0.1)
+        np.testing.assert_array_equal(mask, expected)
+
+
+def test_upscaled_images_are_named_marked_and_averaged_apart(
+    image_dir, tmp_path, caplog
+):
+    folder = tmp_path / "images"
+    shutil.copytree(image_dir, folder)
+    small = np.round(_smooth_image(np.random.default_rng(9), 12) * 255)
+    Image.fromarray(small.astype(np.uint8)[:7, :5]).save(folder / "tiny.png")
+    config = _config(folder, tmp_path, methods=("random+hd",), figures=False)
+    with caplog.at_level(logging.WARNING):
+        result = evaluation.run_evaluation(config)
+    assert "tiny.png" in caplog.text and "#0" not in caplog.text
+    _, per_image = _read_csv(tmp_path / "out" / "per_image.csv")
+    marks = {r["image"]: r["upscaled"] for r in per_image}
+    assert marks == {"a.png": "False", "b.png": "False", "c.png": "False",
+                     "tiny.png": "True"}  # fmt: skip
+    _, rows = _read_csv(tmp_path / "out" / "results.csv")
+    main = [r for r in rows if r["upscaled"] == "False"]
+    apart = [r for r in rows if r["upscaled"] == "True"]
+    assert {r["images"] for r in main} == {"3"} and {r["images"] for r in apart} == {
+        "1"
+    }
+    native = [
+        float(r["psnr"])
+        for r in per_image
+        if r["upscaled"] == "False" and float(r["density"]) == DENSITIES[0]
+    ]
+    assert float(main[0]["psnr"]) == pytest.approx(np.mean(native), abs=1e-5)
+    assert "Evaluation on 3 colour image(s)" in result.markdown
+    assert "Left out of these tables: 1 image(s)" in result.markdown
+    assert "tiny.png" in result.markdown
+
+
+def test_only_upscaled_images_is_an_error(tmp_path):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    pixels = np.full((10, 12, 3), 128, np.uint8)
+    Image.fromarray(pixels).save(folder / "one.png")
+    config = _config(folder, tmp_path, methods=("random+hd",))
+    with pytest.raises(evaluation.EvaluationError, match="every image is smaller"):
+        evaluation.run_evaluation(config)
+
+
+def test_output_dir_that_is_a_file_is_one_line(image_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for target, message in ((blocker, "is a file"), (blocker / "sub", "not writable")):
+        config = _config(image_dir, tmp_path, methods=("random+hd",))
+        config = dataclasses.replace(config, output_dir=str(target))
+        with pytest.raises(evaluation.EvaluationError, match=message):
+            evaluation.run_evaluation(config)
+    run = _evaluate("--methods=random+hd", f"--output_dir={blocker}", "--max_images=1")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("evaluate.py: --output_dir:")
+
+
+def test_entry_script_help_lists_its_own_flags():
+    run = _evaluate("--help")
+    assert run.returncode == 0
+    assert "--image_size" in run.stdout and "(default: '64')" in run.stdout
+    assert "oneDNN" not in run.stderr

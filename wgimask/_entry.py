@@ -31,6 +31,17 @@ BENIGN_STARTUP_LINES = re.compile(
 )
 
 
+# TensorFlow's CUDA build reports a failed driver call on machines with no
+# NVIDIA driver at all; only there is it noise (elsewhere it is a real fault).
+NO_DRIVER_LINES = re.compile(r"failed call to cuInit")
+
+
+def _benign(line: str) -> bool:
+    if BENIGN_STARTUP_LINES.search(line):
+        return True
+    return bool(NO_DRIVER_LINES.search(line)) and not os.path.exists("/dev/nvidiactl")
+
+
 def import_tensorflow_quietly() -> None:
     """Imports TensorFlow and Keras, dropping only their benign start-up lines.
 
@@ -79,7 +90,7 @@ def import_tensorflow_quietly() -> None:
         kept = [
             line
             for line in text.splitlines()
-            if line.strip() and not BENIGN_STARTUP_LINES.search(line)
+            if line.strip() and not _benign(line)
         ]
         if kept:
             print("\n".join(kept), file=sys.stderr, flush=True)
@@ -119,3 +130,16 @@ def output_dir_problem(path) -> str | None:
     except OSError as error:
         return f"{path} is not writable: {error.strerror or error}"
     return None
+
+
+def run_script(main) -> None:
+    """`absl.app.run` for a script whose flags are defined at module level.
+
+    ``--help`` prints the script's docstring and its own flags with their
+    defaults, then exits 0 (absl's own help exits 1).
+    """
+    from absl import app
+
+    if help_requested(sys.argv):
+        app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
+    app.run(main)

@@ -422,7 +422,7 @@ class Model:
         outs = []
         for first in range(0, len(images), TILE_BATCH):
             x = tf.constant(images[first : first + TILE_BATCH])
-            seed = export.draw_seed(tf.shape(x), seed=export.MASK_SEED)
+            seed = _noise(x, export.MASK_SEED)
             out = self._confidence_model({"image": x, "seed": seed}, training=False)
             outs.append(np.asarray(out)[..., 0])
         return np.concatenate(outs)
@@ -436,8 +436,11 @@ class Model:
         outs = []
         for first in range(0, len(images), TILE_BATCH):
             part = slice(first, first + TILE_BATCH)
-            out = export.inpaint(
-                self.generator, tf.constant(images[part]), tf.constant(masks[part])
+            image, mask = tf.constant(images[part]), tf.constant(masks[part])
+            # As export.inpaint: noise in the unknown pixels only.
+            seed = _noise(image, export.GENERATOR_SEED) * (1.0 - mask)
+            out = self.generator(
+                {"known": image * mask, "mask": mask, "seed": seed}, training=False
             )
             outs.append(np.asarray(out))
         return np.concatenate(outs)
@@ -541,6 +544,23 @@ class Model:
         image = _as_image(image, self.channels)
         mask = self.mask(image[None], density)
         return mask[0], self.inpaint(image[None], mask)[0]
+
+
+def _noise(images, seed: tuple[int, int]):
+    """The generators' seed input with the serving seeds, equal for every image.
+
+    The exported SavedModels draw one noise tensor for the whole batch, so an
+    image's result there depends on its batch; here every image (and tile) of
+    a batch gets the noise of a batch of one, so results never depend on how
+    images are batched or tiled, and equal the SavedModels' for one image.
+    """
+    import tensorflow as tf
+
+    from wgimask.networks import draw_seed
+
+    shape = tf.shape(images)
+    one = draw_seed(tf.concat([[1], shape[1:]], axis=0), seed=seed)
+    return tf.broadcast_to(one, shape)
 
 
 def _starts(length: int, tile: int) -> list[int]:
