@@ -430,6 +430,7 @@ def _evaluate(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # one subprocess each; EvaluationConfig's messages are tested above
 @pytest.mark.parametrize(
     "args, flag",
     [
@@ -449,6 +450,7 @@ def test_entry_script_names_the_bad_flag(args, flag):
     assert sum(line.startswith("evaluate.py:") for line in lines) == 1
 
 
+@pytest.mark.slow
 def test_entry_script_says_what_models_to_pass(tmp_path):
     run = _evaluate("--methods=random+wgain", f"--output_dir={tmp_path}")
     assert run.returncode != 0
@@ -528,11 +530,18 @@ def test_output_dir_that_is_a_file_is_one_line(image_dir, tmp_path):
         config = dataclasses.replace(config, output_dir=str(target))
         with pytest.raises(evaluation.EvaluationError, match=message):
             evaluation.run_evaluation(config)
+
+
+@pytest.mark.slow
+def test_entry_script_output_dir_that_is_a_file_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
     run = _evaluate("--methods=random+hd", f"--output_dir={blocker}", "--max_images=1")
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith("evaluate.py: --output_dir:")
 
 
+@pytest.mark.slow
 def test_entry_script_help_lists_its_own_flags():
     run = _evaluate("--help")
     assert run.returncode == 0
