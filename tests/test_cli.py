@@ -95,10 +95,10 @@ def test_rerun_refuses_to_overwrite_without_the_flag(model_dir, tmp_path, capsys
 
 
 def test_model_free_masks_need_no_model(tmp_path, capsys, monkeypatch):
-    from wgimask import inference
+    from wgimask import model_files
 
     # No model may be loaded: shipped ones are hidden.
-    monkeypatch.setattr(inference, "PRETRAINED_DIR", tmp_path / "none")
+    monkeypatch.setattr(model_files, "PRETRAINED_DIR", tmp_path / "none")
     photo = _photo(tmp_path, height=40, width=52)
     out = tmp_path / "out"
     code, stdout, _ = _run(
