@@ -1,30 +1,20 @@
 """The `wgimask` command, run in-process on a freshly exported tiny model."""
 
-import json
 import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 from helpers import synthetic_image
 from PIL import Image
 
-from wgimask import cli, export
-from wgimask.networks import InpaintingGenerator, MaskGenerator
+from wgimask import cli
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run")
-    keras.utils.set_random_seed(3)
-    export.export_models(
-        run, InpaintingGenerator(None, 3, "tiny"), MaskGenerator(None, 3, "tiny")
-    )
-    config = {"density": 0.1, "channels": 3, "model_size": "tiny", "image_size": 32}
-    (run / "config.json").write_text(json.dumps({**config, "mode": "joint"}))
-    return run
+def model_dir(tiny_run):
+    return tiny_run
 
 
 def _photo(folder, name="photo.png", height=75, width=130):

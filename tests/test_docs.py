@@ -9,14 +9,13 @@ Commands that need other software (pip, Docker, curl, TensorBoard, apt) are
 listed in `NOT_RUN` and only checked for existing.
 """
 
-import json
 import pathlib
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 
-import keras
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -52,18 +51,9 @@ def _commands():
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    from wgimask import export
-    from wgimask.networks import InpaintingGenerator, MaskGenerator
-
+def workdir(tiny_run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("docs")
-    run = folder / "runs" / "default"
-    keras.utils.set_random_seed(0)
-    export.export_models(
-        run, InpaintingGenerator(None, 3, "tiny"), MaskGenerator(None, 3, "tiny")
-    )
-    config = {"density": 0.1, "mode": "joint", "channels": 3, "model_size": "tiny"}
-    (run / "config.json").write_text(json.dumps({**config, "image_size": 32}))
+    shutil.copytree(tiny_run, folder / "runs" / "default")
     return folder
 
 

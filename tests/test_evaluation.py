@@ -52,36 +52,22 @@ def image_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def _save_models(root: Path, channels: int = 3) -> None:
-    """Exports tiny untrained models in the layout evaluate.py reads."""
-    import keras
-
-    from wgimask import export
-    from wgimask.networks import InpaintingGenerator, MaskGenerator
-
-    keras.utils.set_random_seed(5)
-    config = {"channels": channels, "model_size": "tiny", "image_size": SIZE}
-    first = root / f"joint-{DENSITIES[0]:g}"
-    export.export_models(
-        first,
-        InpaintingGenerator(None, channels, "tiny"),
-        MaskGenerator(None, channels, "tiny"),
-    )
+@pytest.fixture(scope="module")
+def models_dir(tiny_run, tmp_path_factory) -> Path:
+    """The shared tiny run laid out as evaluate.py reads it."""
+    root = tmp_path_factory.mktemp("models")
     for density in DENSITIES:
         run = root / f"joint-{density:g}"
-        if density != DENSITIES[0]:
-            shutil.copytree(first, run)
-        settings = {**config, "mode": "joint", "density": density}
-        (run / "config.json").write_text(json.dumps(settings))
-    export.export_models(root / "inpaint", InpaintingGenerator(None, channels, "tiny"))
-    settings = {**config, "mode": "inpaint", "density": 0.1}
-    (root / "inpaint" / "config.json").write_text(json.dumps(settings))
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    _save_models(root)
+        shutil.copytree(tiny_run, run)
+        config = json.loads((run / "config.json").read_text())
+        assert config["image_size"] == SIZE
+        (run / "config.json").write_text(json.dumps({**config, "density": density}))
+    # Its generator serves as the inpainting-only run (mask_gan/ is ignored).
+    shutil.copytree(tiny_run, root / "inpaint")
+    config = json.loads((root / "inpaint" / "config.json").read_text())
+    (root / "inpaint" / "config.json").write_text(
+        json.dumps({**config, "mode": "inpaint"})
+    )
     return root
 
 

@@ -1,32 +1,23 @@
 """wgimask.inference: loading runs, exact densities, tiles without traces."""
 
-import json
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 from helpers import synthetic_image
 
-from wgimask import data, export, inference
-from wgimask.networks import InpaintingGenerator, MaskGenerator
+from wgimask import data, inference
 
 TILE = 32
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run")
-    keras.utils.set_random_seed(7)
-    export.export_models(
-        run, InpaintingGenerator(None, 3, "tiny"), MaskGenerator(None, 3, "tiny")
-    )
-    config = {"density": 0.1, "mode": "joint", "channels": 3, "model_size": "tiny"}
-    (run / "config.json").write_text(json.dumps({**config, "image_size": TILE}))
-    return run
+def run_dir(tiny_run):
+    return tiny_run
 
 
+@pytest.mark.slow  # deserialising the SavedModels takes seconds
 def test_loaded_networks_equal_the_saved_models(run_dir):
     import tensorflow as tf
 
