@@ -88,9 +88,7 @@ def import_tensorflow_quietly() -> None:
         os.close(read_end)
         text = b"".join(chunks).decode(errors="replace")
         kept = [
-            line
-            for line in text.splitlines()
-            if line.strip() and not _benign(line)
+            line for line in text.splitlines() if line.strip() and not _benign(line)
         ]
         if kept:
             print("\n".join(kept), file=sys.stderr, flush=True)
