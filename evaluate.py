@@ -1,20 +1,23 @@
-"""Reproduces the paper's comparisons (Tables 2-4, Figs. 2-3) on any image set.
+r"""Reproduces the paper's comparisons (Tables 2-4, Figs. 2-3) on any image set.
 
 Example:
     python evaluate.py --image_size=64 --methods=random+hd,ps+hd,ps+nlpe+hd \
         --max_images=4
 
 Writes results.csv, per_image.csv, results.md, config.json and figures/ into
---output_dir and prints the Markdown tables. See docs/README-evaluation.md.
+--output_dir and prints the Markdown tables. Learned methods run through
+wgimask.inference, exactly as the wgimask command does. Images smaller than
+the crop are upscaled, named in a warning, marked upscaled=true in the CSVs
+and averaged apart from the others. See docs/evaluation.md.
 """
 
 from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from wgimask import evaluation
+from wgimask import _entry, evaluation
 
 FLAGS = flags.FLAGS
 
@@ -93,6 +96,7 @@ def main(argv: list[str]) -> None:
     """Validates the flags into a config and runs the evaluation."""
     if len(argv) > 1:
         sys.exit(f"evaluate.py: unexpected arguments: {' '.join(argv[1:])}")
+    _entry.import_tensorflow_quietly()
     fields = {"models_dir": "models"}  # config field -> flag, where they differ
     try:
         config = evaluation.EvaluationConfig(
@@ -122,6 +126,8 @@ def main(argv: list[str]) -> None:
         result = evaluation.run_evaluation(config)
     except (evaluation.MissingModelsError, evaluation.EvaluationError) as error:
         sys.exit(f"evaluate.py: {error}")
+    except OSError as error:  # e.g. the disk filled up while writing
+        sys.exit(f"evaluate.py: {error}")
     print(result.markdown)
     print(
         f"Wrote {result.output_dir}/results.csv, per_image.csv, results.md and "
@@ -130,4 +136,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _entry.run_script(main)

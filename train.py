@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging as std_logging
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+from wgimask import _entry  # noqa: E402 (light: no TensorFlow yet)
+
+# Quiet start-up (no TensorFlow log block); real errors still reach stderr.
+_entry.import_tensorflow_quietly()
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -165,4 +167,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _entry.run_script(main)  # --help: this script's flags, exit 0

@@ -50,8 +50,8 @@ LOMIRI_PHOTOS = (
     "sunset_by_Aitzol_Berasategi.jpg",
     "umang_by_Abhishek_Mudgal.jpg",
 )
-#: Held out for validation and for the README's comparison: textured and
-#: smooth scenes, from both packages.
+#: Held out for validation and for the comparison in docs/model-card.md:
+#: textured and smooth scenes, from both packages.
 VALIDATION_PHOTOS = (
     "Picture_1A_by_freespace.jpg",
     "friends_by_Aitzol_Berasategi.jpg",

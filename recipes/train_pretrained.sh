@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recipe of the models shipped in wgimask/pretrained (README, "Model card").
+# The recipe of the models shipped in wgimask/pretrained (docs/model-card.md).
 #
 #   bash recipes/train_pretrained.sh            # all four runs, then ship them
 #   JOINT_STEPS=3000 bash recipes/train_pretrained.sh   # longer joint runs
@@ -27,7 +27,7 @@ common=(
   --lr_schedule=cosine --steps_per_epoch=250
 )
 # Joint runs at learning rate 1e-3 collapsed within 500 steps to one fixed
-# blob of known pixels for every image (README, model card); 5e-4 is used.
+# blob of known pixels for every image (docs/model-card.md); 5e-4 is used.
 pids=()
 for run in joint:0.05:5e-4:$JOINT_STEPS joint:0.1:5e-4:$JOINT_STEPS \
            joint:0.2:5e-4:$JOINT_STEPS inpaint:0.1:1e-3:$INPAINT_STEPS; do

@@ -11,3 +11,25 @@ import pytest  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One exported run of tiny untrained networks (joint, density 0.1, 32 px).
+
+    Exporting takes seconds, so test files share this one; copy it before
+    changing anything in it.
+    """
+    import json
+
+    from wgimask import export
+    from wgimask.networks import InpaintingGenerator, MaskGenerator
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    keras.utils.set_random_seed(7)
+    export.export_models(
+        run, InpaintingGenerator(None, 3, "tiny"), MaskGenerator(None, 3, "tiny")
+    )
+    config = {"density": 0.1, "mode": "joint", "channels": 3, "model_size": "tiny"}
+    (run / "config.json").write_text(json.dumps({**config, "image_size": 32}))
+    return run

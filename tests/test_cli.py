@@ -1,46 +1,48 @@
-"""The `wgimask` command on a user's image, with a freshly exported model."""
+"""The `wgimask` command, run in-process on a freshly exported tiny model."""
 
-import json
+import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 from helpers import synthetic_image
 from PIL import Image
 
-from wgimask import cli, export
-from wgimask.networks import InpaintingGenerator, MaskGenerator
+from wgimask import cli
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run")
-    keras.utils.set_random_seed(3)
-    export.export_models(
-        run, InpaintingGenerator(None, 3, "tiny"), MaskGenerator(None, 3, "tiny")
-    )
-    (run / "config.json").write_text(json.dumps({"density": 0.1}))
-    return run
+def model_dir(tiny_run):
+    return tiny_run
 
 
-def _run(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "wgimask.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def _photo(folder, name="photo.png", height=75, width=130):
+    image = synthetic_image(height, width, seed=1)
+    path = folder / name
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(path)
+    return path
 
 
-def test_command_on_non_square_image_larger_than_training_size(model_dir, tmp_path):
-    image = synthetic_image(75, 130, seed=1)  # not a multiple of 8 either
-    photo = tmp_path / "photo.png"
-    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(photo)
+def _run(capsys, *args):
+    """Runs the command in-process; returns (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as done:
+        cli.run(["wgimask", *map(str, args)])
+    code = done.value.code
+    out, err = capsys.readouterr()
+    if isinstance(code, str):  # sys.exit("message"): printed by Python, code 1
+        return 1, out, err + code
+    return code or 0, out, err
+
+
+def test_command_on_non_square_image_larger_than_training_size(
+    model_dir, tmp_path, capsys
+):
+    photo = _photo(tmp_path)  # 75x130: not a multiple of 8, larger than a tile
     (tmp_path / "broken.jpg").write_bytes(b"no jpeg")
     out = tmp_path / "out"
-    done = _run(
+    code, stdout, stderr = _run(
+        capsys,
         photo,
         tmp_path / "broken.jpg",
         "--density=0.1",
@@ -49,32 +51,54 @@ def test_command_on_non_square_image_larger_than_training_size(model_dir, tmp_pa
         "--diffusion",
     )
     # One bad file: reported, the others still processed, non-zero exit.
-    assert done.returncode == 1
-    assert "skipped" in done.stderr and "broken.jpg" in done.stderr
-    line = done.stdout.strip().splitlines()[-1]
-    assert line.startswith("photo.png: 130x75, 975 known pixels (10.00 %)")
-    assert "learned PSNR" in line and "diffusion PSNR" in line
-    mask = np.asarray(Image.open(out / "photo_mask.png"))
+    assert code == 1
+    assert "skipped" in stderr and "broken.jpg" in stderr
+    assert "photo.png: 130x75, 975 known pixels (10.00 %)" in stdout
+    assert "learned PSNR" in stdout and "diffusion PSNR" in stdout
+    # Where every file went, with the density in each name.
+    names = [f"photo_d0.1_{k}.png" for k in ("mask", "known", "inpainted", "diffusion")]
+    for name in names:
+        assert str(out / name) in stdout
+    mask = np.asarray(Image.open(out / "photo_d0.1_mask.png"))
     assert mask.shape == (75, 130) and set(np.unique(mask)) <= {0, 255}
-    assert abs((mask > 0).mean() - 0.1) < 0.005
-    known = np.asarray(Image.open(out / "photo_known.png"))
+    assert (mask > 0).sum() == 975
+    known = np.asarray(Image.open(out / "photo_d0.1_known.png"))
     assert np.all(known[mask == 0] == 0)
     for name in ("inpainted", "diffusion"):
-        assert np.asarray(Image.open(out / f"photo_{name}.png")).shape == (75, 130, 3)
+        shape = np.asarray(Image.open(out / f"photo_d0.1_{name}.png")).shape
+        assert shape == (75, 130, 3)
 
 
-def test_optimise_mask_keeps_known_pixels_and_exact_count(model_dir):
-    export_dir = cli.choose_model(str(model_dir), 0.05)
-    mask_gan = cli.SavedModelFunction(
-        export_dir / "mask_gan", ("image",), ("confidence",)
+def test_rerun_refuses_to_overwrite_without_the_flag(model_dir, tmp_path, capsys):
+    photo = _photo(tmp_path)
+    args = (photo, f"--model={model_dir}", f"--output_dir={tmp_path / 'out'}")
+    assert _run(capsys, *args)[0] == 0
+    mask = tmp_path / "out" / "photo_d0.1_mask.png"
+    before = mask.stat().st_mtime_ns
+    code, _, stderr = _run(capsys, *args)
+    assert code == 1 and "--overwrite" in stderr and "photo_d0.1_mask.png" in stderr
+    assert mask.stat().st_mtime_ns == before
+    # Another density writes other files; --overwrite replaces.
+    assert _run(capsys, *args, "--density=0.2")[0] == 0
+    assert (tmp_path / "out" / "photo_d0.2_mask.png").is_file()
+    assert _run(capsys, *args, "--overwrite")[0] == 0
+
+
+def test_model_free_masks_need_no_model(tmp_path, capsys, monkeypatch):
+    from wgimask import model_files
+
+    # No model may be loaded: shipped ones are hidden.
+    monkeypatch.setattr(model_files, "PRETRAINED_DIR", tmp_path / "none")
+    photo = _photo(tmp_path, height=40, width=52)
+    out = tmp_path / "out"
+    code, stdout, _ = _run(
+        capsys, photo, "--masks=random", "--inpainting=diffusion", f"--output_dir={out}"
     )
-    inpainter = cli.SavedModelFunction(
-        export_dir / "inpainter", ("image", "mask"), ("inpainted",)
-    )
-    image = synthetic_image(40, 52, seed=2)
-    mask, inpainted = cli.optimise_mask(image, 0.05, mask_gan, inpainter)
-    assert mask.sum() == round(0.05 * 40 * 52)
-    np.testing.assert_allclose(inpainted[mask], image[mask], atol=1e-6)
+    assert code == 0
+    mask = np.asarray(Image.open(out / "photo_random_d0.1_mask.png")) > 0
+    assert mask.sum() == round(0.1 * 40 * 52)
+    assert (out / "photo_random_d0.1_diffusion.png").is_file()
+    assert not (out / "photo_random_d0.1_inpainted.png").exists()
 
 
 @pytest.mark.parametrize(
@@ -82,30 +106,85 @@ def test_optimise_mask_keeps_known_pixels_and_exact_count(model_dir):
     [
         (["--density=1.5"], "--density must be in (0, 1)"),
         (["--model=/nonexistent"], "does not exist"),
+        (["--inpainting=magic"], "--inpainting: unknown magic"),
+        (["--masks=magic"], "--masks"),
+        (["--density=abc"], "density"),
     ],
 )
-def test_bad_requests_give_one_line(model_dir, tmp_path, args, message):
-    done = _run(tmp_path / "x.png", *args)
-    assert done.returncode != 0
-    assert message in done.stderr
+def test_bad_requests_give_one_line(tmp_path, capsys, args, message):
+    photo = _photo(tmp_path, height=20, width=20)
+    code, stdout, stderr = _run(capsys, photo, *args, f"--output_dir={tmp_path}/o")
+    assert code == 1 and message in stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_without_shipped_models_the_message_says_what_to_do(monkeypatch, tmp_path):
-    monkeypatch.setattr(cli, "PRETRAINED_DIR", tmp_path)
-    with pytest.raises(cli.UsageError, match="train one with"):
-        cli.choose_model(None, 0.1)
+def test_zero_pixel_density_is_refused_before_any_output(model_dir, tmp_path, capsys):
+    small, large = (
+        _photo(tmp_path, "a.png", 64, 80),
+        _photo(tmp_path, "b.png", 120, 120),
+    )
+    out = tmp_path / "out"
+    code, _, stderr = _run(
+        capsys, large, small, "--density=0.00009", f"--model={model_dir}",
+        f"--output_dir={out}",
+    )  # fmt: skip
+    assert code == 1 and "keeps 0 of" in stderr and "a.png" in stderr
+    assert not list(out.iterdir())  # not even the first image's files
 
 
-@pytest.mark.parametrize("shape", [(75, 130, 3), (20, 50, 1), (64, 64, 3)])
-def test_tiles_cover_the_image_and_blend_without_seams(shape):
-    image = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
-    calls = []
+def test_tiny_images_follow_one_rule_decided_before_writing(
+    model_dir, tmp_path, capsys
+):
+    # 2x2 up to 10x10: written, SSIM (11x11 window) reported as n/a.
+    photo = _photo(tmp_path, "tiny.png", 6, 9)
+    out = tmp_path / "out"
+    code, stdout, _ = _run(
+        capsys, photo, "--density=0.5", f"--model={model_dir}", f"--output_dir={out}",
+        "--diffusion",
+    )  # fmt: skip
+    assert code == 0
+    assert "SSIM n/a" in stdout and "PSNR" in stdout
+    assert np.asarray(Image.open(out / "tiny_d0.5_mask.png")).shape == (6, 9)
+    # Below 2x2: refused before anything is written.
+    one = _photo(tmp_path, "line.png", 1, 30)
+    code, _, stderr = _run(capsys, one, photo, f"--output_dir={tmp_path / 'o2'}")
+    assert code == 1 and "at least 2x2" in stderr
+    assert not list((tmp_path / "o2").iterdir())
 
-    def identity(**feeds):
-        calls.append(feeds["image"].shape)
-        return {"out": feeds["image"] * 2}
 
-    blended = cli.run_tiled(identity, 32, "out", image=image)
-    # Every tile sees a 32x32 crop, and overlapping tiles blend consistently.
-    assert all(s[1:3] == (32, 32) for s in calls)
-    np.testing.assert_allclose(blended, image * 2, rtol=1e-6)
+def test_output_dir_that_is_a_file_or_not_writable(tmp_path, capsys):
+    photo = _photo(tmp_path, height=20, width=20)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for target, message in ((blocker, "is a file"), (blocker / "sub", "not writable")):
+        code, _, stderr = _run(capsys, photo, f"--output_dir={target}")
+        assert code == 1 and message in stderr and "Traceback" not in stderr
+    if os.path.isdir("/proc/self"):  # read-only for root too
+        code, _, stderr = _run(capsys, photo, "--output_dir=/proc/self/wgimask")
+        assert code == 1 and "not writable" in stderr
+
+
+def test_help_lists_the_commands_own_flags(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.run(["wgimask", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--density", "--model", "--masks", "--output_dir", "--[no]overwrite"):
+        assert flag in text
+    assert "(default: '0.1')" in text
+    assert "--use_cprofile" not in text and "--flagfile" not in text
+
+
+@pytest.mark.slow
+def test_console_script_starts_without_tensorflow_log_block(model_dir, tmp_path):
+    photo = _photo(tmp_path, height=20, width=28)
+    done = subprocess.run(
+        [sys.executable, "-m", "wgimask.cli", str(photo), f"--model={model_dir}",
+         f"--output_dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for noise in ("oneDNN custom operations", "cuda drivers", "cpu_feature_guard"):
+        assert noise not in done.stderr
+    assert "start-up" in done.stdout and "wrote" in done.stdout

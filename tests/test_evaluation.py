@@ -1,10 +1,11 @@
 """Tests for wgimask.evaluation and the evaluate.py entry script.
 
-Learned methods run against a tiny stub SavedModel with the exported models'
-signature (confidence = luminance, inpainting = normalised box-filter fill).
+Learned methods run tiny untrained networks exported by `wgimask.export`, read
+back through `wgimask.inference` as the command does.
 """
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -51,53 +52,22 @@ def image_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def _save_stub_models(root: Path, channels: int = 3) -> None:
-    """Exports stub models in the layout evaluate.py reads."""
-    import tensorflow as tf
-
-    def fill(image, mask):
-        # Normalised 5x5 box filter of the known pixels, known pixels kept.
-        known = tf.nn.avg_pool2d(image * mask, 5, 1, "SAME")
-        weight = tf.nn.avg_pool2d(mask, 5, 1, "SAME")
-        guess = tf.where(weight > 0, known / tf.maximum(weight, 1e-6), 0.5)
-        return mask * image + (1.0 - mask) * guess
-
-    image_spec = tf.TensorSpec([None, None, None, channels], tf.float32, name="image")
-    mask_spec = tf.TensorSpec([None, None, None, 1], tf.float32, name="mask")
-
-    class MaskGan(tf.Module):
-        @tf.function(input_signature=[image_spec])
-        def serve(self, image):
-            confidence = tf.reduce_mean(image, axis=-1, keepdims=True)
-            mask = tf.floor(confidence + 0.5)
-            return {
-                "mask": mask,
-                "confidence": confidence,
-                "inpainted": fill(image, mask),
-            }
-
-    class Inpainter(tf.Module):
-        @tf.function(input_signature=[image_spec, mask_spec])
-        def serve(self, image, mask):
-            return {"inpainted": fill(image, mask)}
-
-    for module, leaf in ((MaskGan(), "mask_gan"), (Inpainter(), "inpainter")):
-        first = root / f"joint-{DENSITIES[0]:g}" / "export" / leaf
-        tf.saved_model.save(
-            module, str(first), signatures={"serving_default": module.serve}
-        )
-        for density in DENSITIES[1:]:
-            shutil.copytree(first, root / f"joint-{density:g}" / "export" / leaf)
-    shutil.copytree(
-        root / f"joint-{DENSITIES[0]:g}" / "export" / "inpainter",
-        root / "inpaint" / "export" / "inpainter",
-    )
-
-
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
+def models_dir(tiny_run, tmp_path_factory) -> Path:
+    """The shared tiny run laid out as evaluate.py reads it."""
     root = tmp_path_factory.mktemp("models")
-    _save_stub_models(root)
+    for density in DENSITIES:
+        run = root / f"joint-{density:g}"
+        shutil.copytree(tiny_run, run)
+        config = json.loads((run / "config.json").read_text())
+        assert config["image_size"] == SIZE
+        (run / "config.json").write_text(json.dumps({**config, "density": density}))
+    # Its generator serves as the inpainting-only run (mask_gan/ is ignored).
+    shutil.copytree(tiny_run, root / "inpaint")
+    config = json.loads((root / "inpaint" / "config.json").read_text())
+    (root / "inpaint" / "config.json").write_text(
+        json.dumps({**config, "mode": "inpaint"})
+    )
     return root
 
 
@@ -408,8 +378,8 @@ def test_raw_mask_gan_density_is_reported(image_dir, models_dir, tmp_path):
     )
     result = evaluation.run_evaluation(config)
     raw = [r for r in result.per_image if r["method"] == "mg"]
-    # The stub's raw mask keeps pixels brighter than 0.5: not the target density.
-    assert any(abs(r["mask_density"] - r["density"]) > 0.05 for r in raw)
+    # The raw mask keeps pixels of confidence > 0.5, whatever their number.
+    assert all(r["points"] == r["mask_density"] * SIZE * SIZE for r in raw)
     exact = [r for r in result.per_image if r["method"] == "random+wgain"]
     assert all(r["points"] == round(r["density"] * SIZE * SIZE) for r in exact)
     assert all(math.isfinite(r["psnr"]) for r in result.per_image)
@@ -446,6 +416,7 @@ def _evaluate(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # one subprocess each; EvaluationConfig's messages are tested above
 @pytest.mark.parametrize(
     "args, flag",
     [
@@ -465,7 +436,100 @@ def test_entry_script_names_the_bad_flag(args, flag):
     assert sum(line.startswith("evaluate.py:") for line in lines) == 1
 
 
+@pytest.mark.slow
 def test_entry_script_says_what_models_to_pass(tmp_path):
     run = _evaluate("--methods=random+wgain", f"--output_dir={tmp_path}")
     assert run.returncode != 0
     assert "--models=DIR" in run.stderr and "train.py" in run.stderr
+
+
+# --------------------------------------------------------------------------
+# One inference path, small images, output folders
+
+
+def test_learned_masks_are_those_of_the_command(models_dir, image_dir):
+    from wgimask import inference
+
+    config = _config(
+        image_dir, Path("unused"), methods=("mg",), models_dir=str(models_dir)
+    )
+    needs = evaluation.check_models(config)
+    models = evaluation.LearnedModels(models_dir, needs, SIZE)
+    pipeline = evaluation._Pipeline(config, models)
+    # Larger than the models' crop: tiled, exactly as `wgimask` tiles it.
+    images = np.random.default_rng(4).uniform(size=(2, 2 * SIZE, 3 * SIZE, 3))
+    images = images.astype(np.float32)
+    masks = pipeline.masks("mg", images, 0.1, [0, 1]).masks
+    model = inference.load(models_dir / "joint-0.1")
+    for image, mask in zip(images, masks, strict=True):
+        expected, _ = model.optimise_mask(image, 0.1)
+        np.testing.assert_array_equal(mask, expected)
+
+
+def test_upscaled_images_are_named_marked_and_averaged_apart(
+    image_dir, tmp_path, caplog
+):
+    folder = tmp_path / "images"
+    shutil.copytree(image_dir, folder)
+    small = np.round(_smooth_image(np.random.default_rng(9), 12) * 255)
+    Image.fromarray(small.astype(np.uint8)[:7, :5]).save(folder / "tiny.png")
+    config = _config(folder, tmp_path, methods=("random+hd",), figures=False)
+    with caplog.at_level(logging.WARNING):
+        result = evaluation.run_evaluation(config)
+    assert "tiny.png" in caplog.text and "#0" not in caplog.text
+    _, per_image = _read_csv(tmp_path / "out" / "per_image.csv")
+    marks = {r["image"]: r["upscaled"] for r in per_image}
+    assert marks == {"a.png": "False", "b.png": "False", "c.png": "False",
+                     "tiny.png": "True"}  # fmt: skip
+    _, rows = _read_csv(tmp_path / "out" / "results.csv")
+    main = [r for r in rows if r["upscaled"] == "False"]
+    apart = [r for r in rows if r["upscaled"] == "True"]
+    assert {r["images"] for r in main} == {"3"} and {r["images"] for r in apart} == {
+        "1"
+    }
+    native = [
+        float(r["psnr"])
+        for r in per_image
+        if r["upscaled"] == "False" and float(r["density"]) == DENSITIES[0]
+    ]
+    assert float(main[0]["psnr"]) == pytest.approx(np.mean(native), abs=1e-5)
+    assert "Evaluation on 3 colour image(s)" in result.markdown
+    assert "Left out of these tables: 1 image(s)" in result.markdown
+    assert "tiny.png" in result.markdown
+
+
+def test_only_upscaled_images_is_an_error(tmp_path):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    pixels = np.full((10, 12, 3), 128, np.uint8)
+    Image.fromarray(pixels).save(folder / "one.png")
+    config = _config(folder, tmp_path, methods=("random+hd",))
+    with pytest.raises(evaluation.EvaluationError, match="every image is smaller"):
+        evaluation.run_evaluation(config)
+
+
+def test_output_dir_that_is_a_file_is_one_line(image_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for target, message in ((blocker, "is a file"), (blocker / "sub", "not writable")):
+        config = _config(image_dir, tmp_path, methods=("random+hd",))
+        config = dataclasses.replace(config, output_dir=str(target))
+        with pytest.raises(evaluation.EvaluationError, match=message):
+            evaluation.run_evaluation(config)
+
+
+@pytest.mark.slow
+def test_entry_script_output_dir_that_is_a_file_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    run = _evaluate("--methods=random+hd", f"--output_dir={blocker}", "--max_images=1")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("evaluate.py: --output_dir:")
+
+
+@pytest.mark.slow
+def test_entry_script_help_lists_its_own_flags():
+    run = _evaluate("--help")
+    assert run.returncode == 0
+    assert "--image_size" in run.stdout and "(default: '64')" in run.stdout
+    assert "oneDNN" not in run.stderr

@@ -53,6 +53,7 @@ def test_savedmodels_store_each_weight_once(exported):
     assert _stored_values(path / "mask_gan") == g.count_params() + m.count_params()
 
 
+@pytest.mark.slow
 def test_savedmodels_match_in_memory_models_in_fresh_process(exported, tmp_path):
     path, g, m = exported
     rng = np.random.default_rng(0)

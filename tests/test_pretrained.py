@@ -1,16 +1,12 @@
 """The models shipped in wgimask/pretrained, on a real photo."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
-from wgimask import cli, data
-from wgimask.evaluation import SavedModelFunction
+from wgimask import cli, data, inference
 
 DENSITIES = (0.05, 0.1, 0.2)
 
@@ -24,37 +20,29 @@ def photo():
 
 
 def test_every_density_and_the_inpainter_are_shipped():
-    shipped = cli.shipped_models()
+    shipped = inference.shipped_models()
     assert sorted(shipped) == list(DENSITIES)
-    for density, export_dir in shipped.items():
-        config = json.loads((export_dir.parent / "config.json").read_text())
+    for density, run in shipped.items():
+        config = json.loads((run / "config.json").read_text())
         assert config["mode"] == "joint" and config["density"] == density
-        assert cli.training_size(export_dir) == 64
-        facts = json.loads((export_dir.parent / "training.json").read_text())
+        model = inference.load(run)
+        assert model.tile == 64 and model.density == density
+        facts = json.loads((run / "training.json").read_text())
         assert facts["steps"] > 0 and facts["wall_seconds"] > 0
-    inpaint = cli.PRETRAINED_DIR / "inpaint"
-    assert json.loads((inpaint / "config.json").read_text())["mode"] == "inpaint"
-    assert (inpaint / "export" / "inpainter" / "saved_model.pb").is_file()
+    inpaint = inference.PRETRAINED_DIR / "inpaint"
+    assert inference.load(inpaint).mask_generator is None
 
 
-def test_shipped_models_give_binary_masks_of_the_requested_density(photo):
+def test_shipped_models_give_masks_of_the_requested_density(photo):
     raw = []
     for density in DENSITIES:
-        export_dir = cli.shipped_models()[density]
-        mask_gan = SavedModelFunction(
-            export_dir / "mask_gan", ("image",), ("mask", "confidence", "inpainted")
-        )
-        out = mask_gan(image=tf.constant(photo[None]))
-        mask = np.asarray(out["mask"])
-        assert mask.shape == (1, 96, 136, 1)
-        assert set(np.unique(mask)) <= {0.0, 1.0}
-        raw.append(mask.mean())
+        model = inference.load(inference.shipped_models()[density])
+        confidence = model.confidence(photo[None])[0]
+        assert confidence.shape == (96, 136)
+        raw.append((confidence > 0.5).mean())
         # The networks' own masks follow the image, not exactly D (Eq. 4 is a
         # penalty); ranking the confidence gives the exact density.
-        inpainter = SavedModelFunction(
-            export_dir / "inpainter", ("image", "mask"), ("inpainted",)
-        )
-        exact, inpainted = cli.optimise_mask(photo, density, mask_gan, inpainter)
+        exact, inpainted = inference.optimise_mask(photo, density)
         assert exact.sum() == round(density * 96 * 136)
         np.testing.assert_allclose(inpainted[exact], photo[exact], atol=1e-6)
         assert np.isfinite(inpainted).all() and inpainted.shape == photo.shape
@@ -62,29 +50,28 @@ def test_shipped_models_give_binary_masks_of_the_requested_density(photo):
     assert raw[0] < raw[1] < raw[2]
 
 
-def test_command_with_shipped_models_on_a_non_square_photo(photo, tmp_path):
+def test_command_with_shipped_models_on_a_non_square_photo(photo, tmp_path, capsys):
     path = tmp_path / "photo.png"
     Image.fromarray(np.round(photo * 255).astype(np.uint8)).save(path)
     out = tmp_path / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wgimask.cli",
-            str(path),
-            "--density=0.07",
-            f"--output_dir={out}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    with pytest.raises(SystemExit) as done:
+        cli.run(["wgimask", str(path), "--density=0.07", f"--output_dir={out}"])
+    assert done.value.code == 0
+    stdout = capsys.readouterr().out
     # The nearest shipped density (0.05) selects round(0.07 N) pixels.
-    assert "trained for density 0.05" in done.stderr
-    line = done.stdout.strip().splitlines()[-1]
-    assert line.startswith(f"photo.png: 136x96, {round(0.07 * 96 * 136)} known")
-    mask = np.asarray(Image.open(out / "photo_mask.png")) > 0
-    assert mask.shape == (96, 136) and abs(mask.mean() - 0.07) < 0.005
-    inpainted = np.asarray(Image.open(out / "photo_inpainted.png"))
+    assert "joint-0.05 (trained for density 0.05)" in stdout
+    assert f"photo.png: 136x96, {round(0.07 * 96 * 136)} known" in stdout
+    mask = np.asarray(Image.open(out / "photo_d0.07_mask.png")) > 0
+    assert mask.shape == (96, 136) and mask.sum() == round(0.07 * 96 * 136)
+    inpainted = np.asarray(Image.open(out / "photo_d0.07_inpainted.png"))
     assert inpainted.shape == (96, 136, 3)
+
+
+@pytest.mark.slow
+def test_example_flag_runs_the_shipped_models_on_the_embedded_photo(tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.run(["wgimask", "--example", "--diffusion", f"--output_dir={tmp_path}"])
+    assert done.value.code == 0
+    stdout = capsys.readouterr().out
+    assert "chelsea.png: 451x300" in stdout and "diffusion PSNR" in stdout
+    assert (tmp_path / "chelsea_d0.1_diffusion.png").is_file()

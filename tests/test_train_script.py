@@ -70,6 +70,7 @@ def test_missing_folders_name_their_flag(flags_parsed, tmp_path, missing):
     assert message.startswith(f"train.py: --{missing}: ") and "\n" not in message
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_exports(tmp_path):
     write_images(tmp_path / "photos")
     model_dir = tmp_path / "run"

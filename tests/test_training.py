@@ -38,6 +38,7 @@ def run(tmp_path_factory):
     return config, trainer
 
 
+@pytest.mark.slow
 def test_training_writes_checkpoints_summaries_and_export(run):
     config, trainer = run
     model_dir = trainer.model_dir
@@ -55,6 +56,7 @@ def test_training_writes_checkpoints_summaries_and_export(run):
     assert json.loads((model_dir / "config.json").read_text())["density"] == 0.05
 
 
+@pytest.mark.slow
 def test_rerun_resumes_from_checkpoint(run):
     config, trainer = run
     longer = dataclasses.replace(config, epochs=3)
@@ -71,6 +73,7 @@ def test_rerun_resumes_from_checkpoint(run):
     assert int(continued.step) == 9
 
 
+@pytest.mark.slow
 def test_density_term_moves_mask_density_towards_target(tmp_path):
     images = [synthetic_image(48, 64, seed=i) for i in range(4)]
     config = TrainingConfig(
@@ -89,6 +92,7 @@ def test_density_term_moves_mask_density_towards_target(tmp_path):
     assert abs(np.mean(densities[-3:]) - 0.1) < abs(densities[0] - 0.1) / 2
 
 
+@pytest.mark.slow
 def test_inpaint_mode_uses_exact_random_masks(tmp_path):
     images = [synthetic_image(48, 64, seed=i) for i in range(3)]
     config = TrainingConfig(
@@ -148,6 +152,7 @@ def test_validation_dir_keeps_every_data_dir_image_for_training(tmp_path):
         prepare_images(missing)
 
 
+@pytest.mark.slow
 def test_two_devices_match_one_device(tmp_path):
     """A MirroredStrategy step over two logical CPUs equals a one-device step."""
     script = textwrap.dedent(
@@ -190,6 +195,7 @@ def test_two_devices_match_one_device(tmp_path):
     assert "max weight difference" in result.stdout
 
 
+@pytest.mark.slow
 def test_fused_step_matches_stock_step(tmp_path):
     """Two steps with the fused block ops equal those with stock ops.
 
@@ -214,6 +220,7 @@ def test_fused_step_matches_stock_step(tmp_path):
     assert worst < 1e-5, worst
 
 
+@pytest.mark.slow
 def test_mixed_precision_keeps_eq1_and_losses_in_float32(tmp_path):
     precision = "mixed_float16"
     images = [synthetic_image(48, 64, seed=i) for i in range(3)]
@@ -249,6 +256,7 @@ def test_mixed_precision_keeps_eq1_and_losses_in_float32(tmp_path):
     assert all(np.isfinite(float(v)) for v in values.values())
 
 
+@pytest.mark.slow
 def test_xla_step_matches_the_plain_step(tmp_path):
     images = [synthetic_image(48, 64, seed=i) for i in range(3)]
     config = TrainingConfig(model_dir=str(tmp_path / "a"), **{**TINY, "image_size": 16})

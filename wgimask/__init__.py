@@ -1,54 +1,68 @@
 """wgimask: joint learning of inpainting and sparse masks with a Wasserstein GAN.
 
-Importing the package registers its Keras layers and models, so
-``keras.models.load_model("generator.keras")`` works after ``import wgimask``.
+The main entry for Python users::
+
+    mask, inpainting = wgimask.optimise_mask(image, 0.1)  # see wgimask.inference
+
+Imports are lazy: ``import wgimask.baselines``, ``wgimask.metrics`` and
+``wgimask.devices`` do not load TensorFlow. The networks and layers below load
+it on first use; importing ``wgimask.networks`` (or touching any of them, e.g.
+``wgimask.MaskGenerator``) registers the Keras layers, so that
+``keras.models.load_model("generator.keras")`` works afterwards; so does
+``import wgimask`` after ``import keras``.
 """
 
+import importlib
 import os
+import sys
 
 # TensorFlow turns its oneDNN CPU kernels on by default only on CPUs with
-# AVX-512; on AVX2 CPUs they run the networks about 2x faster (README,
-# "Performance"). This must run before TensorFlow is first imported, so it
+# AVX-512; on AVX2 CPUs they run the networks about 2x faster (docs/
+# performance.md). This must run before TensorFlow is first imported, so it
 # takes effect when wgimask is imported first (as train.py, evaluate.py and the
 # wgimask command do); TF_ENABLE_ONEDNN_OPTS=0 keeps them off.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-from wgimask.blocks import (  # noqa: E402
-    BINARISATION_OPERATORS,
-    Binarization,
-    DilatedConv2DTranspose,
-    FrobeniusNormConstraint,
-    FunnelBlock,
-    InpaintingConstraint,
-    ParallelDilatedBlock,
-    hard_sigmoid,
-)
-from wgimask.losses import critic_loss, generator_loss, mask_loss  # noqa: E402
-from wgimask.networks import (  # noqa: E402
-    MODEL_SIZES,
-    Critic,
-    InpaintingGenerator,
-    MaskGenerator,
-    draw_seed,
-)
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "BINARISATION_OPERATORS",
-    "MODEL_SIZES",
-    "Binarization",
-    "Critic",
-    "DilatedConv2DTranspose",
-    "FrobeniusNormConstraint",
-    "FunnelBlock",
-    "InpaintingConstraint",
-    "InpaintingGenerator",
-    "MaskGenerator",
-    "ParallelDilatedBlock",
-    "critic_loss",
-    "draw_seed",
-    "generator_loss",
-    "hard_sigmoid",
-    "mask_loss",
-]
+# Public name -> module that defines it (imported on first access).
+_LAZY = {
+    "BINARISATION_OPERATORS": "wgimask.blocks",
+    "Binarization": "wgimask.blocks",
+    "DilatedConv2DTranspose": "wgimask.blocks",
+    "FrobeniusNormConstraint": "wgimask.blocks",
+    "FunnelBlock": "wgimask.blocks",
+    "InpaintingConstraint": "wgimask.blocks",
+    "ParallelDilatedBlock": "wgimask.blocks",
+    "hard_sigmoid": "wgimask.blocks",
+    "critic_loss": "wgimask.losses",
+    "generator_loss": "wgimask.losses",
+    "mask_loss": "wgimask.losses",
+    "MODEL_SIZES": "wgimask.networks",
+    "Critic": "wgimask.networks",
+    "InpaintingGenerator": "wgimask.networks",
+    "MaskGenerator": "wgimask.networks",
+    "draw_seed": "wgimask.networks",
+    "Model": "wgimask.inference",
+    "optimise_mask": "wgimask.inference",
+}
+
+__all__ = sorted(_LAZY)
+
+
+if "keras" in sys.modules:
+    # Keras is loaded already (and TensorFlow with it), so registering the
+    # layers costs nothing: `import keras, wgimask` then `load_model` works.
+    importlib.import_module("wgimask.networks")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'wgimask' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])

@@ -1,292 +1,266 @@
-"""`wgimask`: a learned sparse mask and its inpainting for your own images.
+"""wgimask: a learned sparse mask of your image and its inpainting.
 
-    wgimask photo.jpg --density=0.1 --model=runs/d10 --output_dir=out --diffusion
+    wgimask --example                         # the shipped models on a photo
+    wgimask photo.jpg --density=0.05 --diffusion
+    wgimask photo.jpg --model=runs/d10 --output_dir=out
 
-For each image it writes ``NAME_mask.png`` (known pixels white), ``NAME_known.png``
-(the known pixels on black), ``NAME_inpainted.png`` (the learned inpainting)
-and, with ``--diffusion``, ``NAME_diffusion.png`` (homogeneous diffusion from the
-same mask), and prints one line of metrics.
-
-Images of any size are processed in half-overlapping tiles of the model's
-training crop size, blended with tent weights so that no seams show (a model
-trained on small crops applied to a whole large image in one piece gives far
-worse results). The mask keeps exactly round(D H W) pixels, those with the highest
-confidence of the mask generator, so its density is the requested one.
+For each image and density D it writes, into --output_dir:
+  NAME_dD_mask.png       the mask (known pixels white), exactly round(D H W) pixels
+  NAME_dD_known.png      the known pixels on black
+  NAME_dD_inpainted.png  the learned inpainting
+  NAME_dD_diffusion.png  homogeneous diffusion from the same mask (--diffusion)
+(with --masks=random: NAME_random_dD_...), prints where each file went and one
+line of metrics with the seconds per image. Existing files are never replaced
+without --overwrite. Images larger than the model's training crop are
+processed in tiles that leave no trace (see wgimask.inference).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
 import sys
+import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags
 
-import numpy as np  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-from PIL import Image  # noqa: E402
+from wgimask import _entry
 
-from wgimask import data, metrics  # noqa: E402
-from wgimask.evaluation import (  # noqa: E402
-    SavedModelFunction,
-    point_count,
-    top_confidence_mask,
-)
-from wgimask.networks import DOWNSAMPLING  # noqa: E402
+# The command's own flags, apart from absl's global ones: its --help lists
+# only these, and tests can run it in-process next to other scripts' flags.
+FLAGS = flags.FlagValues()
 
-#: Exported models shipped inside the package, one training run per folder.
-PRETRAINED_DIR = pathlib.Path(__file__).parent / "pretrained"
+#: The photo of --example: scikit-image's cat (451x300), shipped in its wheel.
+EXAMPLE_PHOTO = "chelsea"
 
-FLAGS = flags.FLAGS
+#: Mask methods of --masks: name -> whether it needs a learned model. The
+#: functions are in `_mask`; model-free methods run without TensorFlow when
+#: only diffusion inpaints.
+MASK_METHODS = {
+    "learned": True,  # the mask generator's most confident round(D H W) pixels
+    "random": False,  # uniformly random, exactly round(D H W) pixels
+}
+INPAINTINGS = ("learned", "diffusion")
 
 
 class UsageError(ValueError):
     """A problem with the user's request, reported as one line."""
 
 
-def _export_dir(model: pathlib.Path) -> pathlib.Path:
-    for candidate in (model, model / "export"):
-        if (candidate / "mask_gan").is_dir() and (candidate / "inpainter").is_dir():
-            return candidate
-    raise UsageError(
-        f"{model} holds no exported mask GAN (expected mask_gan/ and inpainter/ "
-        f"in it or in its export/ folder); train one with "
-        f"`python train.py --density=D --model_dir={model}`"
-    )
+def _mask(method: str, image, density: float, model, seed: int):
+    """The bool (H, W) mask of one method; exactly round(D H W) pixels."""
+    if method == "learned":
+        from wgimask import inference
+
+        count = inference.check_density(density, image.shape)
+        confidence = model.confidence(image[None])[0]
+        return inference.top_confidence_mask(confidence, count)
+    if method == "random":
+        from wgimask import baselines
+
+        return baselines.random_mask(image.shape[:2], density, seed=seed)
+    raise UsageError(f"unknown mask method {method!r}")  # pragma: no cover
 
 
-def trained_density(export_dir: pathlib.Path) -> float | None:
-    """The density a model was trained for, from its run's config.json."""
-    config = export_dir.parent / "config.json"
-    if not config.exists():
-        return None
-    return float(json.loads(config.read_text())["density"])
+def output_names(path: pathlib.Path, method: str, density: float, kinds) -> dict:
+    """The output file names of one image: kind -> file name."""
+    tag = f"d{density:g}" if method == "learned" else f"{method}_d{density:g}"
+    return {kind: f"{path.stem}_{tag}_{kind}.png" for kind in kinds}
 
 
-def shipped_models() -> dict[float, pathlib.Path]:
-    """The exported joint models shipped in the package, by training density."""
-    found = {}
-    for export_dir in sorted(PRETRAINED_DIR.glob("joint-*/export")):
-        density = trained_density(export_dir)
-        if density is not None:
-            found[density] = export_dir
-    return found
+def check_output_dir(output_dir: pathlib.Path) -> None:
+    """Creates the output folder, or raises UsageError saying why it cannot."""
+    problem = _entry.output_dir_problem(output_dir)
+    if problem:
+        raise UsageError(f"--output_dir: {problem}")
 
 
-def choose_model(model: str | None, density: float) -> pathlib.Path:
-    """The export folder to use: `model`, else the nearest shipped density.
+def image_size(path: pathlib.Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header (no decoding)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, UnidentifiedImageError) as error:
+        raise UsageError(f"{path}: not a readable image ({error})") from None
+    return height, width
+
+
+def plan(paths, density, method, kinds, output_dir, overwrite):
+    """Checks every image before any file is written.
+
+    The one rule for small images: the networks and the mask need at least
+    2x2 pixels and one known pixel (round(D H W) >= 1), else the whole run
+    stops here; SSIM, which needs 11x11 pixels, is reported as n/a for smaller
+    images while PSNR and MAE are given.
+
+    Returns:
+        (jobs, problems): jobs as (path, {kind: output path}) for readable
+        images; problems as one-line messages for unreadable files.
 
     Raises:
-        UsageError: No such model, or none shipped.
+        UsageError: For an image the density cannot be met on, or outputs that
+            exist without --overwrite.
     """
-    if model is not None:
-        path = pathlib.Path(model)
-        if not path.exists():
-            raise UsageError(f"--model {model} does not exist")
-        return _export_dir(path)
-    shipped = shipped_models()
-    if not shipped:
+    from wgimask import inference
+
+    jobs, problems, existing = [], [], []
+    for path in paths:
+        try:
+            height, width = image_size(path)
+        except UsageError as error:
+            problems.append(str(error))
+            continue
+        if min(height, width) < 2:
+            raise UsageError(f"{path}: {width}x{height} px; images need at least 2x2")
+        try:
+            inference.check_density(density, (height, width))
+        except ValueError as error:
+            raise UsageError(f"--density: {path.name}: {error}") from None
+        names = output_names(path, method, density, kinds)
+        outputs = {kind: output_dir / name for kind, name in names.items()}
+        existing += [p for p in outputs.values() if p.exists()]
+        jobs.append((path, outputs))
+    clashes = existing
+    taken = {}
+    for path, outputs in jobs:
+        for out in outputs.values():
+            if out in taken:
+                raise UsageError(
+                    f"{path} and {taken[out]} would both write {out}; rename one"
+                )
+            taken[out] = path
+    if clashes and not overwrite:
+        more = f" and {len(clashes) - 1} more" if len(clashes) > 1 else ""
         raise UsageError(
-            "this installation ships no trained models; train one with "
-            "`python train.py --density=D --model_dir=runs/dD` and pass "
-            "--model=runs/dD"
+            f"{clashes[0]}{more} exist(s); pass --overwrite to replace them or "
+            f"choose another --output_dir"
         )
-    nearest = min(shipped, key=lambda d: abs(d - density))
-    return shipped[nearest]
+    return jobs, problems
 
 
-DEFAULT_TILE = 64
-# Tiles per call of a SavedModel: bounds memory on large images.
-TILE_BATCH = 256
+def _save(array, path: pathlib.Path) -> None:
+    import numpy as np
+    from PIL import Image
 
-
-def training_size(export_dir: pathlib.Path) -> int:
-    """The crop size a model was trained on (its tile size here)."""
-    config = export_dir.parent / "config.json"
-    if config.exists():
-        size = json.loads(config.read_text()).get("image_size")
-        if isinstance(size, int) and size % DOWNSAMPLING == 0:
-            return size
-    return DEFAULT_TILE
-
-
-def _starts(length: int, tile: int) -> list[int]:
-    # Half-overlapping windows, the last one flush with the border.
-    step = tile // 2
-    starts = list(range(0, max(length - tile, 0), step))
-    return [*starts, max(length - tile, 0)]
-
-
-def _window(tile: int) -> np.ndarray:
-    # Tent weights: each pixel is a blend dominated by the tile whose centre
-    # is nearest, which is what removes seams between tiles.
-    ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
-    return np.outer(ramp, ramp)[..., None].astype(np.float32)
-
-
-def run_tiled(function, tile: int, output: str, **arrays: np.ndarray) -> np.ndarray:
-    """Runs a SavedModel over half-overlapping tiles and blends the results.
-
-    The networks were trained on crops of `tile` pixels; applying them to the
-    whole of a much larger image puts them far outside that regime (their
-    outputs degrade badly), so large images are cut into such crops.
-
-    Args:
-        function: A `SavedModelFunction`.
-        tile: Tile side, the model's training crop size.
-        output: The output key to blend.
-        **arrays: (H, W, C) inputs of equal height and width.
-
-    Returns:
-        The blended (H, W, C_out) output.
-    """
-    height, width = next(iter(arrays.values())).shape[:2]
-    pad_h, pad_w = max(tile - height, 0), max(tile - width, 0)
-    mode = "reflect" if pad_h < height and pad_w < width else "edge"
-    padded = {
-        k: np.pad(v, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
-        for k, v in arrays.items()
-    }
-    full_h, full_w = height + pad_h, width + pad_w
-    corners = [(y, x) for y in _starts(full_h, tile) for x in _starts(full_w, tile)]
-    window = _window(tile)
-    total = None
-    weight = np.zeros((full_h, full_w, 1), np.float32)
-    for first in range(0, len(corners), TILE_BATCH):
-        chunk = corners[first : first + TILE_BATCH]
-        feeds = {
-            k: np.stack([v[y : y + tile, x : x + tile] for y, x in chunk])
-            for k, v in padded.items()
-        }
-        result = function(**feeds)[output]
-        if total is None:
-            total = np.zeros((full_h, full_w, result.shape[-1]), np.float32)
-        for (y, x), values in zip(chunk, result, strict=True):
-            total[y : y + tile, x : x + tile] += window * values
-            weight[y : y + tile, x : x + tile] += window
-    return (total / weight)[:height, :width]
-
-
-def optimise_mask(
-    image: np.ndarray,
-    density: float,
-    mask_gan: SavedModelFunction,
-    inpainter: SavedModelFunction,
-    tile: int = DEFAULT_TILE,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Learned mask of an exact density and its learned inpainting.
-
-    Args:
-        image: (H, W, C) float image in [0, 1], any size.
-        density: Fraction of pixels to keep, in (0, 1).
-        mask_gan: The ``mask_gan`` SavedModel.
-        inpainter: The ``inpainter`` SavedModel of the same run.
-        tile: Tile side (the model's training crop size).
-
-    Returns:
-        The bool (H, W) mask with round(D H W) pixels and the (H, W, C)
-        inpainting.
-    """
-    height, width = image.shape[:2]
-    confidence = run_tiled(mask_gan, tile, "confidence", image=image)
-    mask = top_confidence_mask(confidence, point_count(density, (height, width)))
-    known = mask[..., None].astype(np.float32)
-    inpainted = run_tiled(inpainter, tile, "inpainted", image=image, mask=known)
-    # Blending cannot move known pixels (every tile keeps them), but make it exact.
-    inpainted = np.where(mask[..., None], image, inpainted)
-    return mask, np.clip(inpainted, 0.0, 1.0)
-
-
-def _save(array: np.ndarray, path: pathlib.Path) -> None:
     pixels = np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
     Image.fromarray(pixels).save(path)
 
 
-def _metrics_text(name: str, image: np.ndarray, result: np.ndarray) -> str:
-    values = metrics.all_metrics(image, result)
-    return (
-        f"{name} PSNR {values['psnr']:.2f} dB, MAE {values['mae']:.2f}, "
-        f"SSIM {values['ssim']:.3f}"
+def metrics_text(name: str, image, result) -> str:
+    """PSNR, MAE and SSIM of one result; SSIM n/a below its 11x11 window."""
+    from wgimask import metrics
+
+    text = (
+        f"{name} PSNR {metrics.psnr(image, result):.2f} dB, "
+        f"MAE {metrics.mae_255(image, result):.2f}"
     )
+    if min(image.shape[:2]) < metrics.SSIM_WINDOW:
+        return (
+            text + f", SSIM n/a (needs {metrics.SSIM_WINDOW}x{metrics.SSIM_WINDOW} px)"
+        )
+    return text + f", SSIM {metrics.ssim(image, result):.3f}"
 
 
-def process(
-    path: pathlib.Path,
-    density: float,
-    mask_gan: SavedModelFunction,
-    inpainter: SavedModelFunction,
-    output_dir: pathlib.Path,
-    diffusion: bool,
-    tile: int = DEFAULT_TILE,
-) -> str:
-    """Writes the PNGs for one image and returns its metrics line."""
-    image = data.load_image(path, mask_gan.channels)
-    if min(image.shape[:2]) < 2:
-        raise UsageError(f"{path}: image of {image.shape[1]}x{image.shape[0]} px")
-    mask, learned = optimise_mask(image, density, mask_gan, inpainter, tile)
-    stem = output_dir / path.stem
-    _save(mask[..., None].astype(np.float32), stem.with_name(stem.name + "_mask.png"))
-    _save(image * mask[..., None], stem.with_name(stem.name + "_known.png"))
-    _save(learned, stem.with_name(stem.name + "_inpainted.png"))
+def process(path, outputs, density, method, model, channels, seed) -> str:
+    """Computes and writes one image's outputs; returns its report lines."""
+    import numpy as np
+
+    from wgimask import data
+
+    start = time.perf_counter()
+    image = data.load_image(path, channels)
+    mask = _mask(method, image, density, model, seed)
+    results = {}
+    if "inpainted" in outputs:
+        results["inpainted"] = model.inpaint(image[None], mask[None])[0]
+    if "diffusion" in outputs:
+        from wgimask import baselines
+
+        results["diffusion"] = np.clip(baselines.inpaint(image, mask), 0.0, 1.0)
+    seconds = time.perf_counter() - start
+    _save(mask[..., None].astype(np.float32), outputs["mask"])
+    _save(image * mask[..., None], outputs["known"])
+    for kind, result in results.items():
+        _save(result, outputs[kind])
     height, width = mask.shape
     parts = [
         f"{path.name}: {width}x{height}, {int(mask.sum())} known pixels "
         f"({100 * mask.mean():.2f} %)",
-        _metrics_text("learned", image, learned),
+        *(
+            metrics_text("learned" if k == "inpainted" else k, image, r)
+            for k, r in results.items()
+        ),
+        f"{seconds:.2f} s",
     ]
-    if diffusion:
-        from wgimask.baselines import inpaint
-
-        smooth = np.clip(inpaint(image, mask), 0.0, 1.0)
-        _save(smooth, stem.with_name(stem.name + "_diffusion.png"))
-        parts.append(_metrics_text("diffusion", image, smooth))
-    return " | ".join(parts)
+    wrote = "  wrote " + ", ".join(str(p) for p in outputs.values())
+    return " | ".join(parts) + "\n" + wrote
 
 
 def main(argv: list[str]) -> None:
+    """Runs the command on the images named in argv."""
+    started = time.perf_counter()
+    # wgimask.data reads the images with TensorFlow's help: load it quietly.
+    _entry.import_tensorflow_quietly()
     paths = [pathlib.Path(p) for p in argv[1:]]
-    if not paths:
-        raise app.UsageError("give one or more image files")
-    density = FLAGS.density
     try:
+        if FLAGS.example:
+            from wgimask import data
+
+            index = data.EMBEDDED_PHOTO_NAMES.index(EXAMPLE_PHOTO)
+            paths.append(data.embedded_photo_paths()[index])
+        if not paths:
+            raise UsageError("give one or more image files, or --example")
+        density = FLAGS.density
         if not 0.0 < density < 1.0:
             raise UsageError(f"--density must be in (0, 1), received {density}")
-        export_dir = choose_model(FLAGS.model, density)
-    except UsageError as error:
-        sys.exit(f"wgimask: {error}")
-    trained = trained_density(export_dir)
-    if trained is not None and abs(trained - density) > 1e-9:
-        logging.warning(
-            "the model in %s was trained for density %g; its mask confidence is "
-            "used to keep the %g most confident fraction",
-            export_dir,
-            trained,
-            density,
+        inpaintings = set(FLAGS.inpainting) | (
+            {"diffusion"} if FLAGS.diffusion else set()
         )
-    mask_gan = SavedModelFunction(
-        export_dir / "mask_gan", ("image",), ("mask", "confidence", "inpainted")
-    )
-    inpainter = SavedModelFunction(
-        export_dir / "inpainter", ("image", "mask"), ("inpainted",)
-    )
-    output_dir = pathlib.Path(FLAGS.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for path in paths:
+        unknown = inpaintings - set(INPAINTINGS)
+        if unknown:
+            raise UsageError(
+                f"--inpainting: unknown {', '.join(sorted(unknown))}; choose from "
+                f"{', '.join(INPAINTINGS)}"
+            )
+        method = FLAGS.masks
+        kinds = ["mask", "known"]
+        kinds += ["inpainted"] * ("learned" in inpaintings)
+        kinds += ["diffusion"] * ("diffusion" in inpaintings)
+        output_dir = pathlib.Path(FLAGS.output_dir)
+        check_output_dir(output_dir)
+        jobs, problems = plan(
+            paths, density, method, kinds, output_dir, FLAGS.overwrite
+        )
+        model, channels = None, 3
+        if MASK_METHODS[method] or "learned" in inpaintings:
+            from wgimask import inference
+
+            model = inference.load(inference.choose_model(FLAGS.model, density))
+            channels = model.channels
+            trained = model.density
+            if method == "learned" and trained is None:
+                raise UsageError(
+                    f"{model.path} is an inpainting-only model; it makes no mask "
+                    f"(use --masks=random, or a joint model)"
+                )
+            print(
+                f"model {model.path} (trained for density {trained}); "
+                f"start-up {time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
+    except (UsageError, ValueError) as error:
+        sys.exit(f"wgimask: {error}")
+    failed = len(problems)
+    for problem in problems:
+        print(f"wgimask: skipped {problem}", file=sys.stderr)
+    for path, outputs in jobs:
         try:
             print(
-                process(
-                    path,
-                    density,
-                    mask_gan,
-                    inpainter,
-                    output_dir,
-                    FLAGS.diffusion,
-                    training_size(export_dir),
-                )
+                process(path, outputs, density, method, model, channels, FLAGS.seed),
+                flush=True,
             )
         except (OSError, ValueError) as error:
             # Report and go on with the other images; the exit code says so.
@@ -297,25 +271,68 @@ def main(argv: list[str]) -> None:
 
 
 def _define_flags() -> None:
-    # Defined when the command runs, not on import, so that importing this
-    # module (tests, notebooks) never clashes with other scripts' flags.
-    flags.DEFINE_float("density", 0.1, "Fraction of pixels to keep, in (0, 1).")
+    flags.DEFINE_float(
+        "density", 0.1, "Fraction of pixels to keep, in (0, 1).", flag_values=FLAGS
+    )
     flags.DEFINE_string(
         "model",
         None,
         "A training run folder (train.py --model_dir) or its export/ folder; "
         "default: the shipped model trained for the nearest density.",
+        flag_values=FLAGS,
     )
-    flags.DEFINE_string("output_dir", "wgimask_out", "Where the PNGs go.")
+    flags.DEFINE_enum(
+        "masks",
+        "learned",
+        list(MASK_METHODS),
+        "learned: the mask GAN's most confident pixels; random: uniformly random "
+        "(no model needed with --inpainting=diffusion).",
+        flag_values=FLAGS,
+    )
+    flags.DEFINE_list(
+        "inpainting",
+        ["learned"],
+        "Inpaintings to write: learned (the model's generator), diffusion "
+        "(homogeneous diffusion).",
+        flag_values=FLAGS,
+    )
     flags.DEFINE_boolean(
-        "diffusion", False, "Also inpaint the same mask with homogeneous diffusion."
+        "diffusion",
+        False,
+        "Also inpaint with homogeneous diffusion (adds it to --inpainting).",
+        flag_values=FLAGS,
     )
+    flags.DEFINE_string(
+        "output_dir", "wgimask_out", "Where the PNGs go.", flag_values=FLAGS
+    )
+    flags.DEFINE_boolean(
+        "overwrite", False, "Replace existing output files.", flag_values=FLAGS
+    )
+    flags.DEFINE_boolean(
+        "example",
+        False,
+        f"Also process scikit-image's {EXAMPLE_PHOTO!r} photo.",
+        flag_values=FLAGS,
+    )
+    flags.DEFINE_integer("seed", 0, "Seed of --masks=random.", flag_values=FLAGS)
 
 
-def run() -> None:
-    """Console-script entry point."""
-    _define_flags()
-    app.run(main)
+_define_flags()
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Console-script entry point; exits with the command's status."""
+    argv = list(sys.argv if argv is None else argv)
+    if _entry.help_requested(argv):
+        _entry.print_help(__doc__, FLAGS)
+        sys.exit(0)
+    FLAGS.unparse_flags()  # a second run in one process starts afresh
+    try:
+        argv = FLAGS(argv)
+    except flags.Error as error:
+        sys.exit(f"wgimask: {error}")
+    main(argv)
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -31,19 +31,38 @@ and one figure per image (``figures/``) into the output folder.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from wgimask import metrics
+from wgimask.evaluation_models import (  # noqa: F401 - part of this module's API
+    LearnedModels,
+    MissingModelsError,
+    ModelRequirement,
+    check_models,
+    model_path,
+    required_models,
+)
+from wgimask.inference import point_count, top_confidence_mask  # noqa: F401
+from wgimask.reports import (  # noqa: F401 - part of this module's API
+    EvaluationError,
+    Progress,
+    cpu_description,
+    density_label,
+    learned_device_description,
+    load_evaluation_images,
+    markdown_report,
+    summarise,
+    write_csv,
+    write_figure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +88,7 @@ RESULT_COLUMNS = (
     "device",
     "mask_density",
     "seconds_per_image_batched",
+    "upscaled",
 )
 PER_IMAGE_COLUMNS = (
     "image",
@@ -80,6 +100,7 @@ PER_IMAGE_COLUMNS = (
     "mae",
     "ssim",
     "seconds",
+    "upscaled",
 )
 
 
@@ -95,14 +116,6 @@ class ConfigError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-class MissingModelsError(FileNotFoundError):
-    """Learned models that a requested method needs are not there."""
-
-
-class EvaluationError(ValueError):
-    """A run that cannot go on: no usable image, or unusable learned models."""
 
 
 # --------------------------------------------------------------------------
@@ -309,300 +322,7 @@ class EvaluationConfig:
 
 
 # --------------------------------------------------------------------------
-# Learned models
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelRequirement:
-    """One exported model that the requested methods need.
-
-    Attributes:
-        kind: ``mask_gan``, ``joint_inpainter`` or ``inpainter``.
-        density: The joint run's density; ``None`` for the inpainting-only WGAN.
-        methods: Names of the methods that need it.
-    """
-
-    kind: str
-    density: float | None
-    methods: tuple[str, ...]
-
-    def path(self, models_dir: str | Path) -> Path:
-        """Where the SavedModel lives under ``models_dir``."""
-        return model_path(models_dir, self.kind, self.density)
-
-    def describe(self) -> str:
-        """A short human description, e.g. 'mask GAN for density 0.05'."""
-        if self.kind == "mask_gan":
-            return f"mask GAN for density {self.density:g}"
-        if self.kind == "joint_inpainter":
-            return f"jointly trained inpainter for density {self.density:g}"
-        return "inpainting-only WGAN (trained on random masks)"
-
-    def how_to_get(self) -> str:
-        """What to train and export to provide this model."""
-        if self.kind == "inpainter":
-            return (
-                "train the inpainting-only WGAN on random masks with train.py "
-                "and export it to inpaint/export/inpainter"
-            )
-        return (
-            f"train the joint mask GAN at density {self.density:g} with train.py "
-            f"and export it to joint-{self.density:g}/export/"
-        )
-
-
-def model_path(models_dir: str | Path, kind: str, density: float | None) -> Path:
-    """The path of one exported model under a models folder.
-
-    Args:
-        models_dir: The ``--models`` folder.
-        kind: ``mask_gan``, ``joint_inpainter`` or ``inpainter``.
-        density: The joint run's density (ignored for ``inpainter``).
-
-    Returns:
-        ``DIR/joint-<D>/export/mask_gan``, ``DIR/joint-<D>/export/inpainter``
-        or ``DIR/inpaint/export/inpainter``.
-
-    Raises:
-        ValueError: For an unknown kind or a joint model without a density.
-    """
-    root = Path(models_dir)
-    if kind == "inpainter":
-        return root / "inpaint" / "export" / "inpainter"
-    if kind not in ("mask_gan", "joint_inpainter"):
-        raise ValueError(f"unknown model kind {kind!r}")
-    if density is None:
-        raise ValueError(f"a {kind} model needs a density, got None")
-    leaf = "mask_gan" if kind == "mask_gan" else "inpainter"
-    return root / f"joint-{density:g}" / "export" / leaf
-
-
-def required_models(
-    methods: Sequence[Method], densities: Sequence[float], mg_density: str = "exact"
-) -> list[ModelRequirement]:
-    """Lists the exported models that a set of methods needs.
-
-    Args:
-        methods: The methods to run.
-        densities: The densities to run them at.
-        mg_density: ``exact`` or ``raw`` (with ``raw``, ``mg`` takes the
-            inpainting straight from the mask GAN and needs no separate
-            inpainter).
-
-    Returns:
-        One requirement per model, in a stable order.
-    """
-    needs: dict[tuple[str, float | None], list[str]] = {}
-    for method in methods:
-        for density in densities:
-            kinds = []
-            if method.mask == "mg":
-                kinds.append(("mask_gan", density))
-            if method.operator == "wgain":
-                kinds.append(("inpainter", None))
-            if method.operator == "mg" and not (
-                method.mask == "mg" and mg_density == "raw"
-            ):
-                kinds.append(("joint_inpainter", density))
-            for key in kinds:
-                names = needs.setdefault(key, [])
-                if method.name not in names:
-                    names.append(method.name)
-    return [ModelRequirement(k, d, tuple(m)) for (k, d), m in needs.items()]
-
-
-def check_models(config: EvaluationConfig) -> list[ModelRequirement]:
-    """Checks that every model the config's methods need is exported.
-
-    Args:
-        config: The evaluation config.
-
-    Returns:
-        The requirements (empty when no learned method runs).
-
-    Raises:
-        MissingModelsError: With one line per missing model that says which
-            method needs it, where it was looked for and what to train.
-    """
-    needs = required_models(config.parsed_methods, config.densities, config.mg_density)
-    if not needs:
-        return needs
-    if config.models_dir is None:
-        learned = sorted({name for need in needs for name in need.methods})
-        raise MissingModelsError(
-            f"method(s) {', '.join(learned)} need learned models: pass the models "
-            f"folder (--models=DIR) that holds joint-<D>/export/mask_gan/ and "
-            f"joint-<D>/export/inpainter/ for each density and "
-            f"inpaint/export/inpainter/; train and export them with train.py"
-        )
-    missing = [
-        need
-        for need in needs
-        if not (need.path(config.models_dir) / "saved_model.pb").is_file()
-    ]
-    if missing:
-        lines = [f"missing learned models under {config.models_dir}:"]
-        for need in missing:
-            lines.append(
-                f"  {need.describe()} (for {', '.join(need.methods)}): no SavedModel "
-                f"at {need.path(config.models_dir)}; {need.how_to_get()}"
-            )
-        raise MissingModelsError("\n".join(lines))
-    return needs
-
-
-class SavedModelFunction:
-    """The ``serving_default`` signature of an exported model, numpy in and out.
-
-    Args:
-        path: The SavedModel folder.
-        inputs: Input names the signature must take (e.g. ``("image",)``).
-        outputs: Output keys it must return.
-        device: ``auto`` or ``cpu`` (runs under ``tf.device('/CPU:0')``).
-
-    Raises:
-        EvaluationError: If the signature lacks an input or output, or its
-            image input does not state a channel count of 1 or 3.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        inputs: Sequence[str],
-        outputs: Sequence[str],
-        device: str = "auto",
-    ) -> None:
-        import tensorflow as tf
-
-        self._tf = tf
-        self.path = Path(path)
-        self._device = "/CPU:0" if device == "cpu" else None
-        # Keep the loaded object: the signature refers to its variables.
-        self._loaded = tf.saved_model.load(str(self.path))
-        try:
-            self._fn = self._loaded.signatures["serving_default"]
-        except KeyError:
-            raise EvaluationError(
-                f"{self.path} has no serving_default signature"
-            ) from None
-        specs = self._fn.structured_input_signature[1]
-        missing = [name for name in inputs if name not in specs]
-        if missing:
-            raise EvaluationError(
-                f"{self.path}: the signature takes {sorted(specs)}, "
-                f"missing input(s) {missing}"
-            )
-        self.inputs = tuple(inputs)
-        self.outputs = tuple(outputs)
-        returned = set(self._fn.structured_outputs)
-        if not set(outputs) <= returned:
-            raise EvaluationError(
-                f"{self.path}: the signature returns {sorted(returned)}, "
-                f"expected {list(outputs)}"
-            )
-        channels = specs["image"].shape[-1]
-        if channels not in (1, 3):
-            raise EvaluationError(
-                f"{self.path}: the image input must have 1 or 3 channels, "
-                f"the signature says {specs['image'].shape}"
-            )
-        self.channels = int(channels)
-
-    def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-        """Runs the signature on float32 NHWC batches."""
-        tensors = {
-            name: self._tf.constant(np.asarray(value, np.float32))
-            for name, value in inputs.items()
-        }
-        if self._device is None:
-            result = self._fn(**tensors)
-        else:
-            with self._tf.device(self._device):
-                result = self._fn(**tensors)
-        return {key: result[key].numpy() for key in self.outputs}
-
-    def warm_up(self, size: int, batch: int = 1) -> None:
-        """Runs once on zeros so later timings exclude tracing and set-up."""
-        shape = (batch, size, size)
-        feeds = {"image": np.zeros((*shape, self.channels), np.float32)}
-        if "mask" in self.inputs:
-            feeds["mask"] = np.ones((*shape, 1), np.float32)
-        self(**feeds)
-
-
-class LearnedModels:
-    """Loads each needed exported model once, checked and warmed up.
-
-    Args:
-        models_dir: The models folder.
-        needs: What to load (from ``check_models``).
-        image_size: Side of the evaluated images (for the warm-up).
-        device: ``auto`` or ``cpu``.
-    """
-
-    def __init__(
-        self,
-        models_dir: str | Path,
-        needs: Sequence[ModelRequirement],
-        image_size: int,
-        device: str = "auto",
-    ) -> None:
-        self._functions: dict[tuple[str, float | None], SavedModelFunction] = {}
-        for need in needs:
-            if need.kind == "mask_gan":
-                inputs, outputs = ("image",), MASK_GAN_OUTPUTS
-            else:
-                inputs, outputs = ("image", "mask"), INPAINTER_OUTPUTS
-            function = SavedModelFunction(
-                need.path(models_dir), inputs, outputs, device
-            )
-            function.warm_up(image_size)
-            self._functions[(need.kind, need.density)] = function
-        channels = {f.channels for f in self._functions.values()}
-        if len(channels) > 1:
-            detail = ", ".join(
-                f"{f.path} has {f.channels}" for f in self._functions.values()
-            )
-            raise EvaluationError(
-                f"the learned models disagree on the channel count ({detail}); "
-                f"evaluate grey and colour models in separate runs"
-            )
-        self.channels: int | None = channels.pop() if channels else None
-
-    def get(self, kind: str, density: float | None) -> SavedModelFunction:
-        """The loaded model of a kind (and density for joint models)."""
-        return self._functions[(kind, None if kind == "inpainter" else density)]
-
-
-# --------------------------------------------------------------------------
 # Masks and inpainting
-
-
-def point_count(density: float, shape: tuple[int, int]) -> int:
-    """The number of mask points, round(D H W), used for exact densities."""
-    return int(round(density * shape[0] * shape[1]))
-
-
-def top_confidence_mask(confidence: np.ndarray, count: int) -> np.ndarray:
-    """Keeps the ``count`` most confident pixels; ties go to the earlier pixel.
-
-    Args:
-        confidence: (H, W) or (H, W, 1) confidence values.
-        count: Number of known pixels to keep.
-
-    Returns:
-        A bool (H, W) mask with exactly ``count`` true pixels.
-    """
-    conf = np.asarray(confidence, np.float64)
-    if conf.ndim == 3:
-        conf = conf[..., 0]
-    flat = conf.ravel()
-    count = int(min(max(count, 0), flat.size))
-    # A stable sort of the negated values keeps raster order among ties.
-    keep = np.argsort(-flat, kind="stable")[:count]
-    mask = np.zeros(flat.size, bool)
-    mask[keep] = True
-    return mask.reshape(conf.shape)
 
 
 def method_seed(seed: int, image_index: int, density: float, mask: str) -> int:
@@ -688,15 +408,14 @@ class _Pipeline:
                 ]
             )
         elif mask == "mg":
-            out = self.models.get("mask_gan", density)(image=images)
-            if self.config.mg_density == "exact":
-                count = point_count(density, shape)
-                masks = np.stack(
-                    [top_confidence_mask(c, count) for c in out["confidence"]]
-                )
-            else:
-                masks = out["mask"][..., 0] > 0.5
-                inpainted = out["inpainted"]
+            # wgimask.inference: the same code as the wgimask command.
+            model = self.models.get("mask_gan", density)
+            with self.models.device():
+                if self.config.mg_density == "exact":
+                    masks = model.mask(images, density)
+                else:
+                    masks = model.confidence(images) > 0.5
+                    inpainted = model.inpaint(images, masks)
         else:  # pragma: no cover - parse_method rejects other names
             raise ValueError(f"unknown mask method {mask!r}")
         result = _MaskResult(
@@ -731,107 +450,10 @@ class _Pipeline:
             results = masks.inpainted  # raw mask-GAN output, already inpainted
         else:
             kind = "inpainter" if method.operator == "wgain" else "joint_inpainter"
-            results = self.models.get(kind, density)(
-                image=images, mask=masks.masks[..., None].astype(np.float32)
-            )["inpainted"]
+            with self.models.device():
+                results = self.models.get(kind, density).inpaint(images, masks.masks)
         results = np.asarray(results, np.float32).reshape(images.shape)
         return results, time.perf_counter() - start
-
-
-# --------------------------------------------------------------------------
-# Images
-
-
-def load_evaluation_images(
-    data_dir: str | None, image_size: int, channels: int, max_images: int | None
-) -> list[tuple[int, str, np.ndarray]]:
-    """Loads and centre-crops the images to evaluate.
-
-    Unreadable files are skipped with a warning (logged by ``wgimask.data``);
-    images smaller than the crop are upscaled first (``data.center_crop``).
-
-    Args:
-        data_dir: Folder of images (searched recursively), or ``None`` for the
-            embedded photos.
-        image_size: Side of the centre crop.
-        channels: 1 or 3.
-        max_images: Stop after this many usable images (``None``: all).
-
-    Returns:
-        ``(index, name, image)`` triples; ``index`` is the position in the
-        sorted file listing (it seeds the random masks), ``name`` the path
-        relative to ``data_dir`` (or the photo's name), ``image`` float32
-        (S, S, C) in [0, 1].
-
-    Raises:
-        EvaluationError: If the folder holds no image file or none is usable.
-    """
-    from wgimask import data
-
-    if data_dir is None:
-        photos = data.embedded_photos(channels)
-        candidates: list[tuple[str, Callable[[], list[np.ndarray]]]] = [
-            (name, lambda photo=photo: [photo])
-            for name, photo in zip(data.EMBEDDED_PHOTO_NAMES, photos, strict=True)
-        ]
-        source = "the embedded photos"
-    else:
-        try:
-            paths = data.list_image_files(data_dir)
-        except ValueError as error:
-            raise EvaluationError(str(error)) from None
-        candidates = [
-            (
-                p.relative_to(data_dir).as_posix()
-                if p.is_relative_to(data_dir)
-                else p.name,
-                lambda p=p: data.load_images([p], channels)[0],
-            )
-            for p in map(Path, paths)
-        ]
-        source = str(data_dir)
-    images = []
-    for index, (name, load) in enumerate(candidates):
-        if max_images is not None and len(images) >= max_images:
-            break
-        try:
-            (image,) = load()
-        except ValueError:
-            continue  # unreadable; data.load_images has logged a warning
-        try:
-            image = data.center_crop(image, image_size)
-        except ValueError as error:
-            logger.warning("Skipping image %s: %s", name, error)
-            continue
-        images.append((index, name, np.asarray(image, np.float32)))
-    if not images:
-        raise EvaluationError(f"no usable image in {source}")
-    return images
-
-
-# --------------------------------------------------------------------------
-# Devices
-
-
-def cpu_description() -> str:
-    """The CPU model and thread count (from ``wgimask.devices``)."""
-    from wgimask import devices
-
-    return devices.cpu_description()
-
-
-def learned_device_description(device: str = "auto") -> str:
-    """The device the learned models run on: the GPU's name, or the CPU."""
-    if device == "auto":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            details = tf.config.experimental.get_device_details(gpus[0])
-            name = details.get("device_name", gpus[0].name)
-            more = f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else ""
-            return f"GPU: {name}{more}"
-    return cpu_description()
 
 
 def method_device(method: Method, cpu: str, learned: str | None) -> str:
@@ -841,344 +463,6 @@ def method_device(method: Method, cpu: str, learned: str | None) -> str:
     if mask_device == operator_device:
         return str(mask_device)
     return f"mask: {mask_device}; inpainting: {operator_device}"
-
-
-# --------------------------------------------------------------------------
-# Progress
-
-
-class Progress:
-    """A one-line progress bar on stderr (plain lines when not a terminal)."""
-
-    def __init__(self, total: int, label: str = "images", enabled: bool = True) -> None:
-        self.total = total
-        self.label = label
-        self.enabled = enabled
-        self.done = 0
-        self._start = time.perf_counter()
-        self._tty = sys.stderr.isatty()
-
-    def update(self, note: str = "") -> None:
-        """Marks one more item done."""
-        self.done += 1
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self._start
-        eta = elapsed / self.done * (self.total - self.done)
-        width = 24
-        filled = int(width * self.done / self.total)
-        bar = (
-            "=" * filled + (">" if filled < width else "") + "." * (width - filled - 1)
-        )
-        line = (
-            f"[{bar[:width]}] {self.done}/{self.total} {self.label} "
-            f"{elapsed:6.1f}s elapsed, ETA {eta:6.1f}s {note}"
-        )
-        if self._tty:
-            end = "\n" if self.done == self.total else ""
-            print("\r" + line, end=end, file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------
-# Reports
-
-
-def density_label(density: float) -> str:
-    """A density as the paper's tables write it, e.g. '5%'."""
-    return f"{density * 100:g}%"
-
-
-def summarise(
-    per_image: Sequence[Mapping[str, Any]],
-    methods: Sequence[str],
-    densities: Sequence[float],
-    devices: Mapping[str, str],
-    batched: Mapping[tuple[str, float], float] | None = None,
-) -> list[dict[str, Any]]:
-    """Averages per-image rows into one row per method and density.
-
-    Args:
-        per_image: Rows with the keys of ``PER_IMAGE_COLUMNS``.
-        methods: Method names, in table order.
-        densities: Densities, in table order.
-        devices: Device description per method name.
-        batched: Batched seconds per image per (method, density), if timed.
-
-    Returns:
-        Rows with the keys of ``RESULT_COLUMNS``.
-    """
-    rows = []
-    for method in methods:
-        for density in densities:
-            selected = [
-                r
-                for r in per_image
-                if r["method"] == method and r["density"] == density
-            ]
-            if not selected:
-                continue
-
-            def mean(key: str, rows: list = selected) -> float:
-                return float(np.mean([r[key] for r in rows]))
-
-            rows.append(
-                {
-                    "method": method,
-                    "density": density,
-                    "images": len(selected),
-                    "psnr": mean("psnr"),
-                    "mae": mean("mae"),
-                    "ssim": mean("ssim"),
-                    "seconds_per_image": mean("seconds"),
-                    "device": devices[method],
-                    "mask_density": mean("mask_density"),
-                    "seconds_per_image_batched": (batched or {}).get((method, density)),
-                }
-            )
-    return rows
-
-
-def _format(value: Any, key: str) -> str:
-    """Formats one CSV cell."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        # Densities as written on the command line; the rest with 10
-        # significant digits (inf stays "inf" for identical images).
-        return f"{value:g}" if key == "density" else f"{value:.10g}"
-    return str(value)
-
-
-def write_csv(
-    path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
-) -> None:
-    """Writes rows as CSV with the given column order."""
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_format(row.get(key), key) for key in columns])
-
-
-def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    """A Markdown table; the first column left-aligned, the rest right-aligned."""
-    lines = ["| " + " | ".join(header) + " |"]
-    lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines)
-
-
-def markdown_report(
-    rows: Sequence[Mapping[str, Any]],
-    methods: Sequence[str],
-    densities: Sequence[float],
-    *,
-    images: int,
-    image_size: int,
-    channels: int,
-    source: str,
-    batch_size: int | None = None,
-) -> str:
-    """The result tables in Markdown, laid out like the paper's Tables 2-4.
-
-    Rows are densities and columns methods, as in the paper: PSNR (Table 2),
-    MAE and SSIM side by side (Table 3), seconds per image with the device
-    (Table 4), and the mean density the masks actually had.
-
-    Args:
-        rows: Summary rows from ``summarise``.
-        methods: Method names, in column order.
-        densities: Densities, in row order.
-        images: Number of evaluated images.
-        image_size: Side of the centre crop.
-        channels: 1 or 3.
-        source: Where the images came from.
-        batch_size: Batch size of the batched timings, if any were taken.
-
-    Returns:
-        The Markdown text.
-    """
-    lookup = {(r["method"], r["density"]): r for r in rows}
-
-    def cells(key: str, fmt: str) -> list[list[str]]:
-        body = []
-        for density in densities:
-            line = [density_label(density)]
-            for method in methods:
-                value = lookup.get((method, density), {}).get(key)
-                line.append("-" if value is None else format(value, fmt))
-            body.append(line)
-        return body
-
-    colour = "colour" if channels == 3 else "grey"
-    parts = [
-        f"Evaluation on {images} {colour} image(s) from {source}, centre crop "
-        f"{image_size}x{image_size}.",
-        "",
-        "PSNR in dB (higher is better; layout of Table 2):",
-        "",
-        _table(["Density", *methods], cells("psnr", ".2f")),
-        "",
-        "MAE on the 0-255 scale (lower is better) and SSIM (higher is better; "
-        "layout of Table 3):",
-        "",
-    ]
-    mae_ssim = [
-        a + b[1:]
-        for a, b in zip(cells("mae", ".2f"), cells("ssim", ".2f"), strict=True)
-    ]
-    parts += [
-        _table(
-            [
-                "Density",
-                *(f"MAE {m}" for m in methods),
-                *(f"SSIM {m}" for m in methods),
-            ],
-            mae_ssim,
-        ),
-        "",
-        "Seconds per image, one image at a time (layout of Table 4):",
-        "",
-        _table(["Density", *methods], cells("seconds_per_image", ".4g")),
-        "",
-    ]
-    device_lines = []
-    for method in methods:
-        device = next((r["device"] for r in rows if r["method"] == method), None)
-        if device is not None:
-            device_lines.append(f"- {method}: {device}")
-    parts += ["Devices:", "", *device_lines, ""]
-    batched_methods = [
-        m
-        for m in methods
-        if any(
-            lookup.get((m, d), {}).get("seconds_per_image_batched") is not None
-            for d in densities
-        )
-    ]
-    if batched_methods:
-        parts += [
-            f"Seconds per image of the learned methods, batches of up to "
-            f"{batch_size} (after a warm-up):",
-            "",
-            _table(
-                ["Density", *batched_methods],
-                [
-                    [density_label(d)]
-                    + [
-                        "-"
-                        if (
-                            v := lookup.get((m, d), {}).get("seconds_per_image_batched")
-                        )
-                        is None
-                        else format(v, ".4g")
-                        for m in batched_methods
-                    ]
-                    for d in densities
-                ],
-            ),
-            "",
-        ]
-    parts += [
-        "Mean mask density the masks actually had:",
-        "",
-        _table(["Density", *methods], cells("mask_density", ".4f")),
-        "",
-        f"SSIM: {metrics.SSIM_IMPLEMENTATION}.",
-    ]
-    return "\n".join(parts) + "\n"
-
-
-# --------------------------------------------------------------------------
-# Figures
-
-
-def write_figure(
-    path: str | Path,
-    original: np.ndarray,
-    panels: Mapping[float, Sequence[Mapping[str, Any]]],
-    title: str,
-) -> None:
-    """Writes a comparison figure like the paper's Figs. 2-3 as a PNG.
-
-    Per density, the first row shows the original and each method's result
-    (MAE and SSIM below it) and the second row each method's mask (known
-    pixels white on black, point count below it).
-
-    Args:
-        path: The PNG file to write.
-        original: The image, (H, W, C) in [0, 1].
-        panels: Per density, one dict per method with the keys ``method``,
-            ``mask`` (bool (H, W)), ``result`` (H, W, C), ``mae``, ``ssim``.
-        title: The figure title (the image name).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    densities = list(panels)
-    columns = 1 + max(len(p) for p in panels.values())
-    rows = 2 * len(densities)
-    # Inches per panel; the extra height leaves room for the captions.
-    width, height = 2.0, 2.4
-    fig, axes = plt.subplots(
-        rows,
-        columns,
-        figsize=(width * columns, height * rows + 0.4),
-        squeeze=False,
-        layout="constrained",
-    )
-
-    def show(ax: Any, image: np.ndarray) -> None:
-        image = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
-        if image.ndim == 3 and image.shape[-1] == 1:
-            image = image[..., 0]
-        if image.ndim == 2:
-            ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-        else:
-            ax.imshow(image, interpolation="nearest")
-
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-    for block, density in enumerate(densities):
-        top, bottom = axes[2 * block], axes[2 * block + 1]
-        show(top[0], original)
-        top[0].set_title("original", fontsize=10)
-        top[0].set_ylabel(f"density {density_label(density)}", fontsize=10)
-        bottom[0].text(
-            0.5,
-            0.5,
-            f"masks at\n{density_label(density)} density",
-            ha="center",
-            va="center",
-            fontsize=10,
-            transform=bottom[0].transAxes,
-        )
-        for column, panel in enumerate(panels[density], start=1):
-            show(top[column], panel["result"])
-            top[column].set_title(panel["method"], fontsize=10)
-            top[column].set_xlabel(
-                f"MAE {panel['mae']:.2f}  SSIM {panel['ssim']:.2f}", fontsize=9
-            )
-            bottom[column].imshow(
-                np.asarray(panel["mask"], np.float32),
-                cmap="gray",
-                vmin=0.0,
-                vmax=1.0,
-                interpolation="nearest",
-            )
-            bottom[column].set_xlabel(
-                f"{int(np.sum(panel['mask']))} points", fontsize=9
-            )
-    fig.suptitle(title, fontsize=11)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------
@@ -1250,7 +534,12 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
         EvaluationError: If no usable image is left, or the learned models
             disagree on the channel count or with ``config.channels``.
     """
+    from wgimask import _entry
+
     methods = config.parsed_methods
+    problem = _entry.output_dir_problem(config.output_dir)
+    if problem:
+        raise EvaluationError(f"--output_dir: {problem}")
     needs = check_models(config)
     models = (
         LearnedModels(
@@ -1271,6 +560,12 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
     loaded = load_evaluation_images(
         config.data_dir, config.image_size, channels, config.max_images
     )
+    if all(item[3] for item in loaded):
+        raise EvaluationError(
+            f"every image is smaller than the {config.image_size}x"
+            f"{config.image_size} crop: lower --image_size (upscaled images "
+            f"are reported apart, never as the main result)"
+        )
     output_dir = Path(config.output_dir)
     figure_dir = output_dir / "figures"
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -1288,7 +583,7 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
     per_image: list[dict[str, Any]] = []
     figures: list[Path] = []
     progress = Progress(len(loaded), enabled=config.progress)
-    for index, name, image in loaded:
+    for index, name, image, upscaled in loaded:
         batch = image[None]
         panels: dict[float, list[dict[str, Any]]] = {}
         for density in config.densities:
@@ -1308,6 +603,7 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
                         "mask_density": float(mask.mean()),
                         **scores,
                         "seconds": masks.seconds + seconds,
+                        "upscaled": upscaled,
                     }
                 )
                 panels[density].append(
@@ -1320,8 +616,8 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
         progress.update()
 
     batched: dict[tuple[str, float], float] = {}
-    all_images = np.stack([image for _, _, image in loaded])
-    indices = [index for index, _, _ in loaded]
+    all_images = np.stack([item[2] for item in loaded])
+    indices = [item[0] for item in loaded]
     for method in methods:
         if method.batchable:
             for density in config.densities:
@@ -1330,17 +626,29 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
                 )
 
     names = [m.name for m in methods]
-    rows = summarise(per_image, names, config.densities, devices, batched)
+    # Images smaller than the crop were upscaled: easier to inpaint, so they are
+    # averaged apart (rows with upscaled=True) and kept out of the tables.
+    native = [r for r in per_image if not r["upscaled"]]
+    small = [r for r in per_image if r["upscaled"]]
+    rows = [
+        {**row, "upscaled": False}
+        for row in summarise(native, names, config.densities, devices, batched)
+    ] + [
+        {**row, "upscaled": True, "seconds_per_image_batched": None}
+        for row in summarise(small, names, config.densities, devices)
+    ]
+    upscaled_names = [item[1] for item in loaded if item[3]]
     source = config.data_dir or "the embedded photos"
     markdown = markdown_report(
         rows,
         names,
         config.densities,
-        images=len(loaded),
+        images=len(loaded) - len(upscaled_names),
         image_size=config.image_size,
         channels=channels,
         source=source,
         batch_size=config.batch_size if batched else None,
+        upscaled=upscaled_names,
     )
     write_csv(output_dir / "results.csv", rows, RESULT_COLUMNS)
     write_csv(output_dir / "per_image.csv", per_image, PER_IMAGE_COLUMNS)
@@ -1357,7 +665,8 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
             "removal_fraction": config.ps_removal_fraction
             or baselines.DEFAULT_REMOVAL_FRACTION,
         }
-    settings["images_used"] = [name for _, name, _ in loaded]
+    settings["images_used"] = [item[1] for item in loaded]
+    settings["images_upscaled"] = upscaled_names
     settings["ssim"] = metrics.SSIM_IMPLEMENTATION
     (output_dir / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
     return EvaluationResult(rows, per_image, markdown, output_dir, figures)

@@ -1,0 +1,117 @@
+"""wgimask.inference: loading runs, exact densities, tiles without traces."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import synthetic_image
+
+from wgimask import data, inference
+
+TILE = 32
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_run):
+    return tiny_run
+
+
+@pytest.mark.slow  # deserialising the SavedModels takes seconds
+def test_loaded_networks_equal_the_saved_models(run_dir):
+    import tensorflow as tf
+
+    model = inference.Model.load(run_dir / "export")  # the export folder works too
+    assert model.path == run_dir and model.density == 0.1 and model.tile == TILE
+    image = synthetic_image(TILE, TILE, seed=3)[None]
+    served = tf.saved_model.load(str(run_dir / "export" / "mask_gan"))
+    out = served.signatures["serving_default"](image=tf.constant(image))
+    np.testing.assert_allclose(
+        model.confidence(image), out["confidence"].numpy()[..., 0], atol=1e-5
+    )
+    mask = out["mask"].numpy()
+    inpainter = tf.saved_model.load(str(run_dir / "export" / "inpainter"))
+    expected = inpainter.signatures["serving_default"](
+        image=tf.constant(image), mask=tf.constant(mask)
+    )["inpainted"].numpy()
+    np.testing.assert_allclose(model.inpaint(image, mask), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 3), (5, 9, 3), (30, 31, 3), (45, 100, 3)])
+def test_any_size_exact_density_and_known_pixels_kept(run_dir, shape):
+    image = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
+    density = 0.3
+    mask, inpainted = inference.optimise_mask(image, density, run_dir)
+    assert mask.shape == shape[:2] and mask.dtype == bool
+    assert mask.sum() == round(density * shape[0] * shape[1])
+    assert inpainted.shape == shape and np.isfinite(inpainted).all()
+    np.testing.assert_array_equal(inpainted[mask], image[mask])
+
+
+def test_grey_images_and_bad_input_give_one_line_errors(run_dir):
+    grey = synthetic_image(20, 24, seed=0)[..., 0]
+    mask, inpainted = inference.optimise_mask(grey, 0.2, run_dir)
+    assert inpainted.shape == (20, 24, 3)
+    with pytest.raises(ValueError, match="keeps 0 of"):
+        inference.optimise_mask(grey, 0.001, run_dir)
+    with pytest.raises(ValueError, match="uint8"):
+        inference.optimise_mask((grey * 255).astype(np.uint8), 0.2, run_dir)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        inference.optimise_mask(grey * 255, 0.2, run_dir)
+    with pytest.raises(inference.ModelError, match="does not exist"):
+        inference.optimise_mask(grey, 0.2, run_dir / "missing")
+
+
+def test_phase_rank_spreads_points_evenly_over_tile_positions():
+    rng = np.random.default_rng(1)
+    # A confidence with a strong pattern at the tile period, plus content.
+    y, x = np.mgrid[0:96, 0:128]
+    pattern = np.cos(2 * np.pi * x / 16) + np.cos(2 * np.pi * y / 16)
+    confidence = pattern + 0.3 * rng.standard_normal((96, 128))
+    plain = inference.top_confidence_mask(confidence, 1229)
+    tiled = inference.top_confidence_mask(confidence, 1229, tile=16)
+    assert plain.sum() == tiled.sum() == 1229
+    assert plain.mean(axis=0).reshape(-1, 16).mean(axis=0).std() > 0.1
+    # Every tile position keeps the same share: flat profiles at the period.
+    assert tiled.mean(axis=0).reshape(-1, 16).mean(axis=0).std() < 0.005
+    assert tiled.mean(axis=1).reshape(-1, 16).mean(axis=0).std() < 0.005
+
+
+def _periodicity(mask, period):
+    """Spread of the column/row density folded at a period, in noise units."""
+    ratios = []
+    for axis in (0, 1):
+        profile = mask.mean(axis=axis).astype(np.float64)
+        usable = len(profile) // period * period
+        folded = profile[:usable].reshape(-1, period)
+        noise = profile.std() / np.sqrt(folded.shape[0])
+        ratios.append(folded.mean(axis=0).std() / noise)
+    return max(ratios)
+
+
+@pytest.mark.slow
+def test_shipped_model_mask_shows_no_tile_structure_on_a_real_photo():
+    # scikit-image's cat, 451x300: real and non-square.
+    photo = data.embedded_photos(3)[data.EMBEDDED_PHOTO_NAMES.index("chelsea")]
+    assert photo.shape[:2] == (300, 451)
+    model = inference.load(inference.choose_model(None, 0.05))
+    mask, inpainted = model.optimise_mask(photo, 0.05)
+    assert mask.sum() == round(0.05 * 300 * 451)
+    # At the tile size and half of it (where half-overlapping tiles had their
+    # borders, which left empty lines); about 1 means noise only.
+    for period in (model.tile, model.tile // 2):
+        assert _periodicity(mask, period) < 1.5, period
+    # (The earlier half-overlapping tiles gave 3-4 on such photos.)
+
+
+def test_lazy_package_imports_do_not_load_tensorflow():
+    code = (
+        "import sys, wgimask.baselines, wgimask.metrics, wgimask.devices, "
+        "wgimask.inference; import wgimask; wgimask.__version__; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]

@@ -1,0 +1,143 @@
+"""Shared start-up of the entry points (wgimask, train.py, evaluate.py).
+
+* `import_tensorflow_quietly` imports TensorFlow and Keras without their
+  start-up log block (oneDNN notice, CPU-feature notice, "Could not find cuda
+  drivers" on machines without a GPU), while every other line they print, real
+  errors included, still reaches stderr.
+* `help_requested` / `print_help` give ``--help`` that lists the command's own
+  flags with their defaults (absl's own help lists the flags of the main
+  module only, which for a console script is the launcher, not ours).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+
+# Informational lines TensorFlow's C++ runtime writes to stderr while it loads,
+# before its log level applies (TF_CPP_MIN_LOG_LEVEL does not reach them).
+BENIGN_STARTUP_LINES = re.compile(
+    r"All log messages before absl::InitializeLog\(\) is called"
+    r"|port\.cc:\d+\] oneDNN custom operations are on"
+    r"|cudart_stub\.cc:\d+\] Could not find cuda drivers"
+    r"|cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized"
+    r"|^To enable the following instructions:.*rebuild TensorFlow"
+    r"|Unable to register cu(DNN|FFT|BLAS) factory"
+    r"|computation_placer\.cc:\d+\] computation placer already registered"
+    r"|TF-TRT Warning: Could not find TensorRT"
+    r"|cuda_executor\.cc:\d+\] .*NUMA node"
+)
+
+
+# TensorFlow's CUDA build reports a failed driver call on machines with no
+# NVIDIA driver at all; only there is it noise (elsewhere it is a real fault).
+NO_DRIVER_LINES = re.compile(r"failed call to cuInit")
+
+
+def _benign(line: str) -> bool:
+    if BENIGN_STARTUP_LINES.search(line):
+        return True
+    return bool(NO_DRIVER_LINES.search(line)) and not os.path.exists("/dev/nvidiactl")
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow and Keras, dropping only their benign start-up lines.
+
+    Safe to call more than once; does nothing once TensorFlow is imported.
+    Any other output on stderr during the import is passed through.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # wgimask's oneDNN default (see wgimask/__init__.py) must be set first.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. some notebooks)
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+        return
+    read_end, write_end = os.pipe()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        # The device scan prints its own block on first use; do it here.
+        tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        reader.join(timeout=5)
+        os.close(read_end)
+        text = b"".join(chunks).decode(errors="replace")
+        kept = [
+            line for line in text.splitlines() if line.strip() and not _benign(line)
+        ]
+        if kept:
+            print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+def help_requested(argv: list[str]) -> bool:
+    """Whether the command line asks for help."""
+    return any(a in ("-h", "--help", "-?", "--helpshort") for a in argv[1:])
+
+
+def print_help(doc: str, flag_values) -> None:
+    """Prints a usage text and every flag of `flag_values` with help and default."""
+    print(doc.strip() + "\n\nflags:")
+    for name in sorted(flag_values):
+        flag = flag_values[name]
+        kind = "--[no]" if flag.flag_type() == "bool" else "--"
+        default = flag.default_as_str or "None"
+        print(f"  {kind}{name}: {flag.help}\n    (default: {default})")
+
+
+def output_dir_problem(path) -> str | None:
+    """Creates an output folder; returns why it cannot be used, or None.
+
+    The message names the folder and the cause (a file in the way, no write
+    permission, a read-only file system), for a one-line error.
+    """
+    import pathlib
+
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".wgimask-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        return f"{path} is not writable: {error.strerror or error}"
+    return None
+
+
+def run_script(main) -> None:
+    """`absl.app.run` for a script whose flags are defined at module level.
+
+    ``--help`` prints the script's docstring and its own flags with their
+    defaults, then exits 0 (absl's own help exits 1).
+    """
+    from absl import app
+
+    if help_requested(sys.argv):
+        app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
+    app.run(main)

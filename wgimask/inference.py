@@ -1,0 +1,507 @@
+"""Inference with trained models: one path for the command, evaluation and users.
+
+A *model* is a training run folder (``train.py --model_dir``), its ``export/``
+folder, or one of the runs shipped in ``wgimask/pretrained``. `Model.load`
+reads the run's ``config.json`` (density, mode, crop size, channels, model
+size), builds the Keras networks from it with a free image size, and fills
+them with the exported weights. The weights are read straight from the
+SavedModels' variable files: the SavedModels' function graphs are never
+deserialised (that took about 10 s for two models), so Python users get plain
+Keras networks in well under a second.
+
+Images up to the training crop size go through the networks in one pass
+(padded by reflection to multiples of 8, three 2x2 poolings). Larger images
+are processed in tiles of the crop size, because the networks were trained on
+such crops and degrade on much larger inputs (measured on six held-out
+768x512 photos with the shipped 64 px models: learned inpainting 2-12 dB
+worse in one whole-image pass; docs/performance.md). The tiling leaves no
+trace:
+
+* the mask generator runs once per pixel, on non-overlapping tiles; its
+  confidence depends on where a pixel sits in its tile, so pixels are ranked
+  first within their *tile phase* (the position inside the tile, over all
+  tiles) and only then by confidence. Every tile position gets the same share
+  of mask points, so no row or column of the tile grid is left empty or
+  crowded, while points still move to the tiles whose content needs them;
+* the inpainting generator runs on tiles overlapping by a quarter, blended
+  with tent weights that fall to zero at every tile border.
+
+The mask keeps exactly round(D H W) pixels: those with the highest confidence
+of the mask generator (`top_confidence_mask`), so its density is the requested
+one whatever density the model was trained for.
+
+Example:
+    >>> import numpy as np, wgimask
+    >>> image = np.random.default_rng(0).random((120, 90, 3), np.float32)
+    >>> mask, inpainting = wgimask.optimise_mask(image, 0.1)
+    >>> int(mask.sum()) == round(0.1 * 120 * 90)
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from wgimask.model_files import (  # noqa: F401 - part of this module's API
+    PRETRAINED_DIR,
+    ModelError,
+    _assign,
+    _saved_variables,
+    choose_model,
+    export_dir,
+    read_config,
+    shipped_models,
+)
+
+#: Three 2x2 poolings: the networks take sides that are multiples of this.
+MULTIPLE = 8
+
+#: Tiles (or images) per network call: bounds memory on large images.
+TILE_BATCH = 64
+
+
+# --------------------------------------------------------------------------
+# Exact densities
+
+
+def point_count(density: float, shape: Sequence[int]) -> int:
+    """The number of mask points, round(D H W), used for exact densities."""
+    return int(round(density * shape[0] * shape[1]))
+
+
+def check_density(density: float, shape: Sequence[int]) -> int:
+    """Validates a density for an image shape and returns its point count.
+
+    Args:
+        density: Fraction of pixels to keep.
+        shape: (height, width, ...) of the image.
+
+    Returns:
+        round(D H W), at least 1.
+
+    Raises:
+        ValueError: If the density is not in (0, 1) or keeps no pixel.
+    """
+    density = float(density)
+    if not 0.0 < density < 1.0:
+        raise ValueError(f"density must be in (0, 1), received {density!r}")
+    count = point_count(density, shape)
+    if count < 1:
+        smallest = 0.5 / (shape[0] * shape[1])
+        raise ValueError(
+            f"density {density:g} keeps 0 of the {shape[1]}x{shape[0]} image's "
+            f"{shape[0] * shape[1]} pixels; use at least {smallest:.2g}"
+        )
+    return count
+
+
+def top_confidence_mask(
+    confidence: np.ndarray, count: int, tile: int | None = None
+) -> np.ndarray:
+    """Keeps the ``count`` most confident pixels; ties go to the earlier pixel.
+
+    Args:
+        confidence: (H, W) or (H, W, 1) confidence values.
+        count: Number of known pixels to keep.
+        tile: If the confidence was computed in non-overlapping tiles of this
+            side (starting at the top left), pixels are ranked first by their
+            rank among the pixels of the same tile phase (`phase_rank`), then
+            by confidence; None ranks by confidence alone.
+
+    Returns:
+        A bool (H, W) mask with exactly ``count`` true pixels.
+    """
+    conf = np.asarray(confidence, np.float64)
+    if conf.ndim == 3:
+        conf = conf[..., 0]
+    flat = conf.ravel()
+    count = int(min(max(count, 0), flat.size))
+    if tile is None or (conf.shape[0] <= tile and conf.shape[1] <= tile):
+        # A stable sort of the negated values keeps raster order among ties.
+        keep = np.argsort(-flat, kind="stable")[:count]
+    else:
+        # lexsort: the last key is the primary one; it is stable as well.
+        keep = np.lexsort((-flat, -phase_rank(conf, tile).ravel()))[:count]
+    mask = np.zeros(flat.size, bool)
+    mask[keep] = True
+    return mask.reshape(conf.shape)
+
+
+def phase_rank(confidence: np.ndarray, tile: int) -> np.ndarray:
+    """Each pixel's rank among the pixels at the same position in their tile.
+
+    Args:
+        confidence: (H, W) values computed in non-overlapping tiles of side
+            `tile` from the top left.
+        tile: The tile side.
+
+    Returns:
+        (H, W) float64 in (0, 1): (rank + 0.5) / count within the pixel's
+        phase (y mod tile, x mod tile), ascending with the confidence.
+    """
+    height, width = confidence.shape
+    rows = np.arange(height) % tile
+    cols = np.arange(width) % tile
+    phase = (rows[:, None] * tile + cols[None, :]).ravel()
+    flat = np.asarray(confidence, np.float64).ravel()
+    order = np.lexsort((flat, phase))  # by phase, then ascending confidence
+    sorted_phase = phase[order]
+    first = np.searchsorted(sorted_phase, sorted_phase, side="left")
+    sizes = np.bincount(phase, minlength=tile * tile)[sorted_phase]
+    ranks = np.empty(flat.size)
+    ranks[order] = (np.arange(flat.size) - first + 0.5) / sizes
+    return ranks.reshape(height, width)
+
+
+# --------------------------------------------------------------------------
+# Models
+
+
+@dataclasses.dataclass
+class Model:
+    """A trained run's networks, ready for whole images of any size.
+
+    Attributes:
+        path: The run folder.
+        config: Its training config (``config.json``).
+        generator: The `InpaintingGenerator`.
+        mask_generator: The `MaskGenerator`, or None for an inpainting-only run.
+    """
+
+    path: pathlib.Path
+    config: dict
+    generator: object
+    mask_generator: object | None
+
+    @property
+    def density(self) -> float | None:
+        """The density the mask generator was trained for (None: inpainting only)."""
+        return float(self.config["density"]) if self.mask_generator else None
+
+    @property
+    def channels(self) -> int:
+        """1 (grey) or 3 (colour)."""
+        return int(self.config["channels"])
+
+    @property
+    def crop_size(self) -> int | None:
+        """The side of the training crops."""
+        return self.config.get("image_size")
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path) -> Model:
+        """Builds the networks from a run's config and loads the exported weights.
+
+        Args:
+            path: A run folder or its export folder.
+
+        Returns:
+            The model.
+
+        Raises:
+            ModelError: In one line, for a folder without an export or a config,
+                or weights that do not fit the config's networks.
+        """
+        import keras
+
+        from wgimask.networks import InpaintingGenerator, MaskGenerator
+
+        exported = export_dir(path)
+        config = read_config(exported)
+        channels, size = config["channels"], config["model_size"]
+        try:
+            generator = InpaintingGenerator(None, channels, size)
+        except ValueError as error:
+            raise ModelError(f"{exported.parent}/config.json: {error}") from None
+        shared = _saved_variables(exported / "inpainter")
+        _assign(generator, shared)
+        mask_generator = None
+        if config["mode"] != "inpaint":
+            if not (exported / "mask_gan" / "saved_model.pb").is_file():
+                raise ModelError(
+                    f"{exported} has no mask_gan/ although config.json says mode "
+                    f"{config['mode']!r}"
+                )
+            mask_generator = MaskGenerator(
+                None, channels, size, config.get("binarisation", "hard_rounding")
+            )
+            own = {w.path: keras.ops.convert_to_numpy(w) for w in generator.weights}
+            _assign(mask_generator, _saved_variables(exported / "mask_gan"), own)
+        root = exported.parent if exported.name == "export" else exported
+        return cls(root, config, generator, mask_generator)
+
+    def _check(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images, np.float32)
+        if images.ndim != 4 or images.shape[-1] != self.channels:
+            raise ValueError(
+                f"expected images of shape (N, H, W, {self.channels}), received "
+                f"{images.shape}"
+            )
+        return images
+
+    @property
+    def tile(self) -> int | None:
+        """Tile side for large images: the training crop size (None: whole)."""
+        size = self.config.get("image_size")
+        return size if isinstance(size, int) and size % MULTIPLE == 0 else None
+
+    def _tiled(self, height: int, width: int) -> bool:
+        return self.tile is not None and (height > self.tile or width > self.tile)
+
+    def _confidence_pass(self, images: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """(N, H, W) confidence of one network pass, H and W multiples of 8."""
+        import tensorflow as tf
+
+        if not hasattr(self, "_confidence_model"):
+            self._confidence_model = self.mask_generator.confidence_model()
+        outs = []
+        for first in range(0, len(images), TILE_BATCH):
+            x = tf.constant(images[first : first + TILE_BATCH])
+            seed = tf.constant(noise[first : first + TILE_BATCH])
+            out = self._confidence_model({"image": x, "seed": seed}, training=False)
+            outs.append(np.asarray(out)[..., 0])
+        return np.concatenate(outs)
+
+    def _inpaint_pass(
+        self, images: np.ndarray, masks: np.ndarray, noise: np.ndarray
+    ) -> np.ndarray:
+        """(N, H, W, C) inpainting of one pass, H and W multiples of 8."""
+        import tensorflow as tf
+
+        outs = []
+        for first in range(0, len(images), TILE_BATCH):
+            part = slice(first, first + TILE_BATCH)
+            image, mask = tf.constant(images[part]), tf.constant(masks[part])
+            # As export.inpaint: noise in the unknown pixels only.
+            seed = tf.constant(noise[part]) * (1.0 - mask)
+            out = self.generator(
+                {"known": image * mask, "mask": mask, "seed": seed}, training=False
+            )
+            outs.append(np.asarray(out))
+        return np.concatenate(outs)
+
+    def confidence(self, images: np.ndarray) -> np.ndarray:
+        """The mask generator's confidence in [0, 1].
+
+        Images up to the crop size go through in one pass; larger ones in
+        non-overlapping tiles of the crop size (rank them with
+        ``top_confidence_mask(..., tile=model.tile)``, as `mask` does).
+
+        Args:
+            images: (N, H, W, C) float in [0, 1], any H and W of at least 2.
+
+        Returns:
+            (N, H, W) float32.
+        """
+        if self.mask_generator is None:
+            raise ModelError(f"{self.path} is an inpainting-only model: no mask")
+        images = self._check(images)
+        height, width = images.shape[1:3]
+        if not self._tiled(height, width):
+            padded, crop = _pad(images, MULTIPLE)
+            noise = _noise(padded.shape, "mask")
+            return self._confidence_pass(padded, noise)[crop]
+        tile = self.tile
+        padded, crop = _pad(images, tile)
+        rows, cols = padded.shape[1] // tile, padded.shape[2] // tile
+        tiles = padded.reshape(len(images), rows, tile, cols, tile, -1)
+        tiles = tiles.transpose(0, 1, 3, 2, 4, 5).reshape(-1, tile, tile, self.channels)
+        # Noise drawn for the whole padded image and cut like it: every tile
+        # gets its own, as every training crop did.
+        noise = _noise(padded.shape, "mask")
+        noise = noise.reshape(len(images), rows, tile, cols, tile, -1)
+        noise = noise.transpose(0, 1, 3, 2, 4, 5).reshape(tiles.shape)
+        out = self._confidence_pass(tiles, noise)
+        out = out.reshape(len(images), rows, cols, tile, tile)
+        out = out.transpose(0, 1, 3, 2, 4).reshape(padded.shape[:3])
+        return out[crop]
+
+    def mask(self, images: np.ndarray, density: float) -> np.ndarray:
+        """Exact-density learned masks: (N, H, W) bool, round(D H W) points each."""
+        images = self._check(images)
+        count = check_density(density, images.shape[1:3])
+        return np.stack(
+            [top_confidence_mask(c, count, self.tile) for c in self.confidence(images)]
+        )
+
+    def inpaint(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """The learned inpainting of images from masks.
+
+        Images up to the crop size go through in one pass; larger ones in
+        tiles of the crop size overlapping by a quarter, blended with tent
+        weights.
+
+        Args:
+            images: (N, H, W, C) float in [0, 1]; only known pixels are used.
+            masks: (N, H, W) or (N, H, W, 1), true/1 = known.
+
+        Returns:
+            (N, H, W, C) float32 in [0, 1], equal to the image where known.
+        """
+        images = self._check(images)
+        masks = np.asarray(masks, np.float32).reshape(*images.shape[:3], 1)
+        height, width = images.shape[1:3]
+        if not self._tiled(height, width):
+            # Padded pixels are unknown-or-mirrored alike: the mask reflects
+            # too, so border points are mirrored as in a larger image.
+            padded, crop = _pad(images, MULTIPLE)
+            padded_masks, _ = _pad(masks, MULTIPLE)
+            noise = _noise(padded.shape, "generator")
+            out = self._inpaint_pass(padded, padded_masks, noise)[crop]
+        else:
+            out = np.stack(
+                [self._inpaint_tiled(i, m) for i, m in zip(images, masks, strict=True)]
+            )
+        known = masks > 0.5
+        return np.clip(np.where(known, images, out), 0.0, 1.0)
+
+    def _inpaint_tiled(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        tile = self.tile
+        height, width = image.shape[:2]
+        # Sides below one tile are padded up to it.
+        pad = ((0, max(tile - height, 0)), (0, max(tile - width, 0)), (0, 0))
+        mode = "reflect" if pad[0][1] < height and pad[1][1] < width else "edge"
+        image, mask = np.pad(image, pad, mode=mode), np.pad(mask, pad, mode=mode)
+        full_h, full_w = image.shape[:2]
+        corners = [(y, x) for y in _starts(full_h, tile) for x in _starts(full_w, tile)]
+        noise = _noise((1, full_h, full_w, self.channels), "generator")[0]
+        outs = self._inpaint_pass(
+            np.stack([image[y : y + tile, x : x + tile] for y, x in corners]),
+            np.stack([mask[y : y + tile, x : x + tile] for y, x in corners]),
+            np.stack([noise[y : y + tile, x : x + tile] for y, x in corners]),
+        )
+        ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
+        window = np.outer(ramp, ramp)[..., None].astype(np.float32)
+        total = np.zeros((full_h, full_w, self.channels), np.float32)
+        weight = np.zeros((full_h, full_w, 1), np.float32)
+        for (y, x), values in zip(corners, outs, strict=True):
+            total[y : y + tile, x : x + tile] += window * values
+            weight[y : y + tile, x : x + tile] += window
+        return (total / weight)[:height, :width]
+
+    def optimise_mask(
+        self, image: np.ndarray, density: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The exact-density learned mask of one image and its inpainting.
+
+        See `optimise_mask`.
+        """
+        image = _as_image(image, self.channels)
+        mask = self.mask(image[None], density)
+        return mask[0], self.inpaint(image[None], mask)[0]
+
+
+def _noise(shape: tuple[int, ...], network: str) -> np.ndarray:
+    """The seed input r of the ``mask`` or ``generator`` network, serving seeds.
+
+    One draw of the shape of a single image, repeated for every image of a
+    batch: an image's result never depends on its batch (the exported
+    SavedModels draw for the whole batch, so theirs does), and equals the
+    SavedModels' for a batch of one. Tiles are cut from the whole image's
+    draw, so each tile gets its own noise, as each training crop did (the
+    same noise in every tile gave masks 6 dB worse for the learned
+    inpainting on a 768x512 photo at 5 %).
+    """
+    from wgimask import export
+    from wgimask.networks import draw_seed
+
+    seed = export.MASK_SEED if network == "mask" else export.GENERATOR_SEED
+    one = np.asarray(draw_seed((1, *shape[1:]), seed=seed))
+    return np.broadcast_to(one, shape)
+
+
+def _starts(length: int, tile: int) -> list[int]:
+    """Tile origins a quarter tile apart in overlap, the last flush."""
+    step = tile - tile // 4
+    return [*range(0, max(length - tile, 0), step), max(length - tile, 0)]
+
+
+def _pad(images: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """Pads (N, H, W, C) by reflection to sides that are multiples of `multiple`."""
+    height, width = images.shape[1:3]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    crop = (slice(None), slice(0, height), slice(0, width))
+    if not pad_h and not pad_w:
+        return images, crop
+    # Reflection needs a side longer than the padding; tiny images repeat edges.
+    mode = "reflect" if pad_h < height and pad_w < width else "edge"
+    padded = np.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+    return padded, crop
+
+
+def _as_image(image: np.ndarray, channels: int) -> np.ndarray:
+    """(H, W) or (H, W, C) in [0, 1] as float32 (H, W, channels)."""
+    image = np.asarray(image)
+    if np.issubdtype(image.dtype, np.integer):
+        raise ValueError(
+            f"expected a float image in [0, 1], received {image.dtype} values "
+            f"(divide 8-bit images by 255)"
+        )
+    image = image.astype(np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or min(image.shape[:2]) < 2:
+        raise ValueError(
+            f"expected an (H, W) or (H, W, C) image of at least 2x2 pixels, "
+            f"received shape {image.shape}"
+        )
+    if not np.isfinite(image).all() or image.min() < 0.0 or image.max() > 1.0:
+        raise ValueError(
+            f"expected finite values in [0, 1], received values in "
+            f"[{np.nanmin(image):g}, {np.nanmax(image):g}]"
+        )
+    if image.shape[-1] == channels:
+        return image
+    if image.shape[-1] == 1 and channels == 3:
+        return np.repeat(image, 3, axis=-1)
+    if image.shape[-1] == 3 and channels == 1:
+        weights = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma
+        return (image @ weights)[..., None]
+    raise ValueError(f"expected 1 or {channels} channels, received shape {image.shape}")
+
+
+_LOADED: dict[pathlib.Path, Model] = {}
+
+
+def load(path: str | pathlib.Path) -> Model:
+    """`Model.load`, cached per folder for the life of the process."""
+    key = pathlib.Path(path).resolve()
+    if key not in _LOADED:
+        _LOADED[key] = Model.load(key)
+    return _LOADED[key]
+
+
+def optimise_mask(
+    image: np.ndarray,
+    density: float,
+    model: str | pathlib.Path | Model | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A learned sparse mask of exactly the requested density, and its inpainting.
+
+    This is what the ``wgimask`` command computes, as a Python function.
+
+    Args:
+        image: (H, W) or (H, W, C) float image in [0, 1], any size of at least
+            2x2 (grey images are repeated for colour models, colour images
+            turned to luma for grey ones).
+        density: Fraction of pixels to keep, in (0, 1); it must keep at least
+            one pixel.
+        model: A run or export folder, a loaded `Model`, or None for the shipped
+            model trained for the nearest density.
+
+    Returns:
+        ``(mask, inpainting)``: a bool (H, W) mask with round(D H W) true pixels
+        and the float32 (H, W, C) learned inpainting, equal to the image at
+        known pixels.
+
+    Raises:
+        ValueError: For a bad image or density (one line).
+        ModelError: For a folder that holds no usable model.
+    """
+    if not isinstance(model, Model):
+        model = load(choose_model(model, float(density)))
+    return model.optimise_mask(image, density)
