@@ -103,3 +103,16 @@ def test_bad_input_is_rejected():
         inpaint(np.zeros(8), good)
     with pytest.raises(ValueError, match="NaN"):
         inpaint(np.full((8, 8), np.nan), good)
+
+
+@pytest.mark.parametrize("rtol", [float("nan"), 0.0, -1e-3, 1.0, 2.0, "x", None])
+@pytest.mark.parametrize("solver", ["cg", "direct"])
+def test_bad_rtol_is_rejected(rtol, solver):
+    # A NaN or >= 1 tolerance used to stop CG at the zero start: every unknown
+    # pixel came back 0 without an error.
+    f = np.full((8, 8), 0.5)
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[0, 0] = True
+    with pytest.raises(ValueError, match="rtol"):
+        inpaint(f, mask, solver=solver, rtol=rtol)
+

@@ -225,6 +225,25 @@ def solve_direct(g: Grid, known: np.ndarray, values: np.ndarray) -> np.ndarray:
     return u
 
 
+def check_rtol(rtol: float) -> float:
+    """Checks a relative residual tolerance: a number in the open interval (0, 1).
+
+    A NaN tolerance would stop CG before its first step (every comparison
+    with NaN is false) and one of 1 or more accepts the zero start, so both
+    would return zeros for every unknown pixel without a word.
+
+    Raises:
+        ValueError: if ``rtol`` is not a number in (0, 1).
+    """
+    try:
+        value = float(rtol)
+    except (TypeError, ValueError):
+        raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}") from None
+    if not (0.0 < value < 1.0):  # also false for NaN
+        raise ValueError(f"rtol must lie in (0, 1), got {rtol!r}")
+    return value
+
+
 def conjugate_gradients(
     a: sp.spmatrix, b: np.ndarray, *, rtol: float = CG_RTOL, maxiter: int | None = None
 ) -> tuple[np.ndarray, int]:
@@ -247,6 +266,7 @@ def conjugate_gradients(
     Raises:
         RuntimeError: if a column has not converged after maxiter steps.
     """
+    rtol = check_rtol(rtol)
     m, c = b.shape
     if maxiter is None:
         maxiter = 10 * m + 100
@@ -324,7 +344,8 @@ def inpaint(
         solver: ``"direct"`` (sparse LU of the reduced system, default) or
             ``"cg"`` (conjugate gradients to relative residual ``rtol``, the
             paper's reference).
-        rtol: relative residual for ``solver="cg"``; ignored otherwise.
+        rtol: relative residual for ``solver="cg"``, a number in (0, 1);
+            checked for every solver, used only by ``"cg"``.
 
     Returns:
         The inpainted image, same shape as ``image``. Its dtype is float32 if
@@ -336,9 +357,10 @@ def inpaint(
 
     Raises:
         ValueError: for a bad image, a mask of another size, a non-binary
-            mask, an empty mask (nothing to inpaint from) or an unknown
-            solver name.
+            mask, an empty mask (nothing to inpaint from), an unknown
+            solver name or an ``rtol`` outside (0, 1) (NaN included).
     """
+    rtol = check_rtol(rtol)
     f, was_2d = as_image(image)
     h, w, c = f.shape
     known = as_mask(mask, (h, w)).ravel()
