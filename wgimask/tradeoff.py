@@ -88,24 +88,37 @@ def write_tradeoff_figure(
         # The front as a staircase: quality only improves with more time.
         fx = [seconds[i] for i in front]
         fy = [quality[i] for i in front]
-        ax.step(fx, fy, where="post", color="tab:red", lw=1.2, alpha=0.7,
-                label="Pareto front")
+        ax.step(
+            fx,
+            fy,
+            where="post",
+            color="tab:red",
+            lw=1.2,
+            alpha=0.7,
+            label="Pareto front",
+        )
         for i, (t, q) in enumerate(points):
             on = i in front
             ax.scatter(
-                [t], [q], s=46, zorder=3,
+                [t],
+                [q],
+                s=46,
+                zorder=3,
                 facecolors="tab:red" if on else "none",
                 edgecolors="tab:red" if on else "tab:gray",
             )
-            ax.annotate(names[i], (t, q), xytext=(5, 4), textcoords="offset points",
-                        fontsize=8)
+            ax.annotate(
+                names[i], (t, q), xytext=(5, 4), textcoords="offset points", fontsize=8
+            )
         ax.set_xscale("log")
         ax.set_xlabel("seconds per image (log scale)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
-    heading = f"{title} — density {density * 100:g}%" if title else (
-        f"density {density * 100:g}%"
+    heading = (
+        f"{title} — density {density * 100:g}%"
+        if title
+        else (f"density {density * 100:g}%")
     )
     fig.suptitle(heading)
     path = Path(path)

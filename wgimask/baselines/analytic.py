@@ -104,9 +104,7 @@ def analytic_density(
     return magnitude**exponent
 
 
-def _scale_to_mean(
-    rho: np.ndarray, density: float, ceiling: float = 1.0
-) -> np.ndarray:
+def _scale_to_mean(rho: np.ndarray, density: float, ceiling: float = 1.0) -> np.ndarray:
     """Scales a density map to mean ``density`` with values clipped at ``ceiling``.
 
     Pixels that would exceed the ceiling are set to it and the remaining
