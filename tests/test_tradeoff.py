@@ -93,3 +93,11 @@ def test_run_with_analytic_methods_writes_tradeoff_figures(tmp_path):
         assert refined["seconds_per_image"] > first["seconds_per_image"]
     points = {(r["method"], r["image"]): r["points"] for r in result.per_image}
     assert set(points.values()) == {round(0.1 * 32 * 32)}
+
+
+def test_nlpe_from_an_empty_raw_mask_gan_mask_is_an_error():
+    config = EvaluationConfig(methods=("mg+nlpe+hd",), mg_density="raw")
+    pipeline = evaluation._Pipeline(config, None)
+    cache = {"mg": evaluation._MaskResult(np.zeros((1, 16, 16), bool), 0.0)}
+    with pytest.raises(evaluation.EvaluationError, match="no point"):
+        pipeline.masks("mg+nlpe", np.zeros((1, 16, 16, 3)), 0.1, [0], cache)

@@ -700,6 +700,12 @@ class _Pipeline:
                 ]
             )
         elif start_mask is not None:
+            if not start_mask.masks.any(axis=(1, 2)).all():
+                # Only a raw mask-GAN mask can be empty; NLPE needs a point.
+                raise EvaluationError(
+                    f"{mask} at density {density:g}: a start mask has no point, "
+                    f"so NLPE has nothing to exchange; use mg_density='exact'"
+                )
             masks = np.stack(
                 [
                     baselines.nonlocal_pixel_exchange(
