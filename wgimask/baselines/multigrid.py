@@ -77,6 +77,7 @@ def _hierarchy(
         )
         p = sp.csr_matrix((pv, (pr, pc)), shape=(m, mc))
         p.sum_duplicates()
+        del coo, pr, pc, pv  # lowers the peak memory of large images
         r = p.T.tocsr()
         levels.append(_Level(a, (_SMOOTHER_OMEGA * dinv)[:, None], p, r))
         a = (r @ (a @ p)).tocsr()
