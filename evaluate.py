@@ -37,7 +37,8 @@ flags.DEFINE_list("densities", ["0.05", "0.1", "0.2"], "Target mask densities.")
 flags.DEFINE_list(
     "methods",
     ["random+hd", "ps+hd", "ps+nlpe+hd"],
-    "Methods <mask>+<operator>; masks: random, ps, ps+nlpe, mg; operators: hd "
+    "Methods <mask>+<operator>; masks: random, ps, ps+nlpe, mg, analytic, "
+    "analytic+nlpe, random+nlpe, mg+nlpe; operators: hd "
     "(homogeneous diffusion), wgain (inpainting-only WGAN), mg (the joint "
     "generator); 'mg' alone = mask GAN with its own generator. E.g. "
     "random+wgain,mg,mg+hd,random+hd,ps+hd,ps+nlpe+hd.",
@@ -70,7 +71,12 @@ flags.DEFINE_float(
     "PS: fraction of the candidates removed per step (default: the baselines' "
     "default).",
 )
-flags.DEFINE_integer("nlpe_cycles", 5, "Non-local pixel exchange cycles.")
+flags.DEFINE_float(
+    "nlpe_cycles",
+    5,
+    "Non-local pixel exchange cycles; fractions allowed (0.25 = a quarter "
+    "cycle, |mask| / 4 swaps).",
+)
 flags.DEFINE_integer(
     "batch_size", 32, "Batch size for the batched runtime of learned methods."
 )
@@ -133,6 +139,7 @@ def main(argv: list[str]) -> None:
         f"Wrote {result.output_dir}/results.csv, per_image.csv, results.md and "
         f"{len(result.figures)} figure(s) in {result.output_dir}/figures"
     )
+    print(f"Trade-off figures: {result.output_dir}/tradeoff_*pct.png")
 
 
 if __name__ == "__main__":

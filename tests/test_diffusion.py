@@ -21,7 +21,9 @@ def test_nested_dissection_is_a_permutation():
         assert np.array_equal(np.sort(order), np.arange(h * w))
 
 
-@pytest.mark.parametrize("solver, tol", [("direct", 1e-10), ("cg", 1e-5)])
+@pytest.mark.parametrize(
+    "solver, tol", [("direct", 1e-10), ("cg", 1e-5), ("multigrid", 1e-5)]
+)
 def test_harmonic_functions_are_reproduced(solver, tol):
     h, w = 30, 40
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -66,7 +68,7 @@ def test_full_mask_returns_the_image():
     assert u is not f
 
 
-@pytest.mark.parametrize("solver", ["direct", "cg"])
+@pytest.mark.parametrize("solver", ["direct", "cg", "multigrid"])
 def test_one_known_pixel_gives_a_constant_image(solver):
     f = _photo("coffee", 20)
     mask = np.zeros((20, 20), dtype=int)
@@ -103,3 +105,49 @@ def test_bad_input_is_rejected():
         inpaint(np.zeros(8), good)
     with pytest.raises(ValueError, match="NaN"):
         inpaint(np.full((8, 8), np.nan), good)
+
+
+@pytest.mark.parametrize("rtol", [float("nan"), 0.0, -1e-3, 1.0, 2.0, "x", None])
+@pytest.mark.parametrize("solver", ["cg", "direct", "multigrid", "auto"])
+def test_bad_rtol_is_rejected(rtol, solver):
+    # A NaN or >= 1 tolerance used to stop CG at the zero start: every unknown
+    # pixel came back 0 without an error.
+    f = np.full((8, 8), 0.5)
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[0, 0] = True
+    with pytest.raises(ValueError, match="rtol"):
+        inpaint(f, mask, solver=solver, rtol=rtol)
+
+
+@pytest.mark.parametrize("kind", ["random", "analytic"])
+@pytest.mark.parametrize("shape", [(96, 80, 3), (61, 130)])
+def test_multigrid_agrees_with_the_direct_solver(kind, shape):
+    # Big enough for several multigrid levels (coarsest: 600 unknowns).
+    from wgimask.baselines import analytic_mask
+    from wgimask.baselines.multigrid import solve_multigrid
+
+    f = _photo("astronaut", 140)[: shape[0], : shape[1]]
+    if len(shape) == 2:
+        f = f.mean(axis=2)
+    if kind == "random":
+        mask = random_mask(f.shape, 0.05, seed=1)
+    else:
+        mask = analytic_mask(f, 0.05)
+    u_direct = inpaint(f, mask, solver="direct")
+    u_mg = inpaint(f, mask, solver="multigrid")
+    assert np.abs(u_mg - u_direct).max() < 1e-4
+    assert np.array_equal(u_mg[mask], f[mask])
+    # Far fewer iterations than plain CG (hundreds here).
+    f3 = f.reshape(f.shape[0], f.shape[1], -1)
+    g = grid(*f.shape[:2])
+    _, iterations = solve_multigrid(g, mask.ravel(), f3.reshape(-1, f3.shape[2]))
+    assert 0 < iterations <= 20
+
+
+def test_auto_solver_is_direct_on_small_images():
+    from wgimask.baselines.diffusion import AUTO_DIRECT_PIXELS
+
+    f = _photo("coffee", 32)
+    mask = random_mask(f.shape, 0.1, seed=0)
+    assert AUTO_DIRECT_PIXELS >= 32 * 32
+    assert np.array_equal(inpaint(f, mask), inpaint(f, mask, solver="direct"))

@@ -87,5 +87,21 @@ def test_bad_input_is_rejected():
         nonlocal_pixel_exchange(f, good * 2)
     with pytest.raises(ValueError, match="candidates"):
         nonlocal_pixel_exchange(f, good, candidates=0)
-    with pytest.raises(ValueError, match="cycles"):
-        nonlocal_pixel_exchange(f, good, cycles=-1)
+    for cycles in (-1, -0.25, float("nan"), float("inf"), "x"):
+        with pytest.raises(ValueError, match="cycles"):
+            nonlocal_pixel_exchange(f, good, cycles=cycles)
+
+
+def test_fractional_cycles_run_that_share_of_the_steps():
+    f = photo_crop("astronaut", 24)
+    start = random_mask(f.shape, 0.1, seed=4)  # 58 points
+    # A quarter cycle is round(58 / 4) = 15 steps: equal to the first 15
+    # steps of a full cycle with the same seed (the same random draws).
+    quarter = nonlocal_pixel_exchange(f, start, cycles=0.25, seed=2)
+    assert quarter.sum() == start.sum()
+    assert diffusion_mae(f, quarter) <= diffusion_mae(f, start)
+    assert not np.array_equal(quarter, start)
+    full = nonlocal_pixel_exchange(f, start, cycles=1, seed=2)
+    assert diffusion_mae(f, full) <= diffusion_mae(f, quarter)
+    # Too few steps to round up to one: the mask comes back unchanged.
+    assert np.array_equal(nonlocal_pixel_exchange(f, start, cycles=0.001), start)

@@ -5,7 +5,9 @@ A *method* is a mask method combined with an inpainting operator, written
 
 - mask methods: ``random`` (uniformly random mask with exactly round(D N)
   points), ``ps`` (probabilistic sparsification), ``ps+nlpe`` (PS followed by
-  non-local pixel exchange), ``mg`` (the learned mask GAN of density D);
+  non-local pixel exchange), ``mg`` (the learned mask GAN of density D),
+  ``analytic`` (Belhachmi et al.'s Laplacian-magnitude density, halftoned),
+  and ``analytic+nlpe``, ``random+nlpe``, ``mg+nlpe`` (NLPE from that mask);
 - inpainting operators: ``hd`` (homogeneous diffusion), ``wgain`` (the
   inpainting-only WGAN trained on random masks), ``mg`` (the generator trained
   jointly with the mask GAN of density D).
@@ -66,10 +68,20 @@ from wgimask.reports import (  # noqa: F401 - part of this module's API
 
 logger = logging.getLogger(__name__)
 
-MASK_METHODS = ("random", "ps", "ps+nlpe", "mg")
+# New mask methods go at the end: the index seeds the masks (method_seed).
+MASK_METHODS = (
+    "random",
+    "ps",
+    "ps+nlpe",
+    "mg",
+    "analytic",
+    "analytic+nlpe",
+    "random+nlpe",
+    "mg+nlpe",
+)
 OPERATORS = ("hd", "wgain", "mg")
 # Mask methods and operators that run a learned model.
-LEARNED_MASKS = ("mg",)
+LEARNED_MASKS = ("mg", "mg+nlpe")
 LEARNED_OPERATORS = ("wgain", "mg")
 MG_DENSITY_MODES = ("exact", "raw")
 LEARNED_DEVICES = ("auto", "cpu")
@@ -142,9 +154,14 @@ class Method:
         return f"{self.mask}+{self.operator}"
 
     @property
+    def learned_mask(self) -> bool:
+        """Whether the mask method runs the mask GAN (``mg``, ``mg+nlpe``)."""
+        return self.mask in LEARNED_MASKS
+
+    @property
     def learned(self) -> bool:
         """Whether any part of the method runs a learned model."""
-        return self.mask in LEARNED_MASKS or self.operator in LEARNED_OPERATORS
+        return self.learned_mask or self.operator in LEARNED_OPERATORS
 
     @property
     def batchable(self) -> bool:
@@ -204,7 +221,8 @@ class EvaluationConfig:
             candidates per step; ``None`` keeps the baselines' default.
         ps_removal_fraction: PS's fraction q of the candidates removed per
             step; ``None`` keeps the baselines' default.
-        nlpe_cycles: Non-local pixel exchange cycles (the paper uses 5).
+        nlpe_cycles: Non-local pixel exchange cycles (the paper uses 5); a
+            fraction runs that share of a cycle (0.25 = |mask| / 4 swaps).
         batch_size: Batch size for the batched runtime of learned methods.
         figures: Whether to write one comparison figure per image.
         learned_device: ``auto`` (a GPU when TensorFlow sees one) or ``cpu``.
@@ -223,7 +241,7 @@ class EvaluationConfig:
     mg_density: str = "exact"
     ps_candidate_fraction: float | None = None
     ps_removal_fraction: float | None = None
-    nlpe_cycles: int = 5
+    nlpe_cycles: float = 5
     batch_size: int = 32
     figures: bool = True
     learned_device: str = "auto"
@@ -294,9 +312,9 @@ class EvaluationConfig:
             value = getattr(self, field)
             if value is not None and not 0.0 < value <= 1.0:
                 raise ConfigError(field, f"must be in (0, 1], got {value!r}")
-        if self.nlpe_cycles < 1:
+        if not (np.isfinite(self.nlpe_cycles) and self.nlpe_cycles > 0):
             raise ConfigError(
-                "nlpe_cycles", f"must be at least 1, got {self.nlpe_cycles}"
+                "nlpe_cycles", f"must be a number > 0, got {self.nlpe_cycles}"
             )
         if self.batch_size < 1:
             raise ConfigError(
@@ -368,13 +386,14 @@ class _Pipeline:
             return cache[mask]
         seeds = [method_seed(self.config.seed, i, density, mask) for i in image_indices]
         shape = images.shape[1:3]
-        # NLPE refines the PS mask: reuse it, and count its time as NLPE's too.
-        ps = (
-            self.masks("ps", images, density, image_indices, cache)
-            if mask == "ps+nlpe"
+        # NLPE refines another method's mask: reuse it, and count its time as
+        # NLPE's too.
+        start_mask = (
+            self.masks(mask[: -len("+nlpe")], images, density, image_indices, cache)
+            if mask.endswith("+nlpe")
             else None
         )
-        earlier = ps.seconds if ps is not None else 0.0
+        earlier = start_mask.seconds if start_mask is not None else 0.0
         start = time.perf_counter()
         inpainted = None
         if mask == "random":
@@ -398,13 +417,28 @@ class _Pipeline:
                     for image, s in zip(images, seeds, strict=True)
                 ]
             )
-        elif mask == "ps+nlpe":
+        elif mask == "analytic":
+            masks = np.stack(
+                [
+                    baselines.analytic_mask(image, density, seed=s)
+                    for image, s in zip(images, seeds, strict=True)
+                ]
+            )
+        elif start_mask is not None:
+            if not start_mask.masks.any(axis=(1, 2)).all():
+                # Only a raw mask-GAN mask can be empty; NLPE needs a point.
+                raise EvaluationError(
+                    f"{mask} at density {density:g}: a start mask has no point, "
+                    f"so NLPE has nothing to exchange; use mg_density='exact'"
+                )
             masks = np.stack(
                 [
                     baselines.nonlocal_pixel_exchange(
-                        image, ps_mask, cycles=self.config.nlpe_cycles, seed=s
+                        image, first, cycles=self.config.nlpe_cycles, seed=s
                     )
-                    for image, ps_mask, s in zip(images, ps.masks, seeds, strict=True)
+                    for image, first, s in zip(
+                        images, start_mask.masks, seeds, strict=True
+                    )
                 ]
             )
         elif mask == "mg":
@@ -458,7 +492,7 @@ class _Pipeline:
 
 def method_device(method: Method, cpu: str, learned: str | None) -> str:
     """The device description of a method, naming both parts if they differ."""
-    mask_device = learned if method.mask in LEARNED_MASKS else cpu
+    mask_device = learned if method.learned_mask else cpu
     operator_device = learned if method.operator in LEARNED_OPERATORS else cpu
     if mask_device == operator_device:
         return str(mask_device)
@@ -651,6 +685,18 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
         upscaled=upscaled_names,
     )
     write_csv(output_dir / "results.csv", rows, RESULT_COLUMNS)
+    from wgimask.tradeoff import tradeoff_figure_name, write_tradeoff_figure
+
+    # Quality against time, one figure per density (PSNR and SSIM panels).
+    tradeoff_title = f"{len(loaded)} images, {config.image_size}px"
+    for density in config.densities:
+        if any(r["density"] == density for r in rows):
+            write_tradeoff_figure(
+                output_dir / tradeoff_figure_name(density),
+                rows,
+                density,
+                tradeoff_title,
+            )
     write_csv(output_dir / "per_image.csv", per_image, PER_IMAGE_COLUMNS)
     (output_dir / "results.md").write_text(markdown)
     settings = dataclasses.asdict(config)

@@ -106,7 +106,7 @@ def required_models(
     for method in methods:
         for density in densities:
             kinds = []
-            if method.mask == "mg":
+            if method.learned_mask:
                 kinds.append(("mask_gan", density))
             if method.operator == "wgain":
                 kinds.append(("inpainter", None))

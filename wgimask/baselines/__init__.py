@@ -1,6 +1,7 @@
-"""Model-based baselines: homogeneous diffusion inpainting, PS and NLPE.
+"""Model-based baselines: homogeneous diffusion inpainting, analytic masks, PS, NLPE.
 
-Homogeneous diffusion inpainting (``inpaint``), probabilistic sparsification
+Homogeneous diffusion inpainting (``inpaint``), analytic masks after
+Belhachmi et al. (2009) (``analytic_mask``), probabilistic sparsification
 (``probabilistic_sparsification``) and non-local pixel exchange
 (``nonlocal_pixel_exchange``) after Mainberger et al. (2012), plus
 ``random_mask`` for masks of an exact density. Only numpy and scipy are used
@@ -16,6 +17,7 @@ Example:
     >>> u = inpaint(f, mask)
 """
 
+from wgimask.baselines.analytic import analytic_mask
 from wgimask.baselines.diffusion import CG_RTOL, inpaint
 from wgimask.baselines.exchange import (
     DEFAULT_CANDIDATES,
@@ -35,6 +37,7 @@ __all__ = [
     "DEFAULT_CANDIDATE_FRACTION",
     "DEFAULT_CYCLES",
     "DEFAULT_REMOVAL_FRACTION",
+    "analytic_mask",
     "inpaint",
     "nonlocal_pixel_exchange",
     "probabilistic_sparsification",

@@ -16,7 +16,8 @@ Its matrix is symmetric positive definite as soon as one pixel is known (the
 pixel grid is connected), and it is the same for every colour channel, so one
 factorisation serves all channels (they are the right-hand-side columns).
 
-Two solvers are provided:
+Three solvers are provided, and ``"auto"`` (the default) picks the fastest
+that fits the image size:
 
 * ``"direct"``: a sparse LU factorisation (SuperLU through
   ``scipy.sparse.linalg.splu``) of the reduced system. The unknowns are
@@ -26,6 +27,9 @@ Two solvers are provided:
 * ``"cg"``: the reference of the paper, conjugate gradients on the same
   system, started from zero and stopped once every channel's residual has
   dropped to ``rtol`` (default 1e-6) times its initial norm.
+* ``"multigrid"``: CG preconditioned by a smoothed-aggregation V-cycle
+  (``wgimask.baselines.multigrid``), to the same ``rtol``; the fastest on
+  whole photos, where the direct factorisation's fill grows too fast.
 """
 
 from __future__ import annotations
@@ -39,10 +43,15 @@ import scipy.sparse.linalg as spla
 
 from wgimask.baselines._checks import as_image, as_mask
 
-__all__ = ["inpaint", "CG_RTOL"]
+__all__ = ["inpaint", "CG_RTOL", "AUTO_DIRECT_PIXELS", "SOLVERS"]
 
 #: Relative residual at which the CG reference stops (the paper's setting).
 CG_RTOL = 1e-6
+#: ``solver="auto"`` uses the direct solver up to this many pixels and
+#: multigrid above (the crossover measured by benchmarks/solvers.py).
+AUTO_DIRECT_PIXELS = 256 * 256
+#: Names accepted by ``inpaint(solver=...)``.
+SOLVERS = ("auto", "direct", "cg", "multigrid")
 
 # Grid blocks at most this many pixels wide are left unsplit by the nested
 # dissection: further splitting does not reduce the fill of such small blocks.
@@ -225,6 +234,25 @@ def solve_direct(g: Grid, known: np.ndarray, values: np.ndarray) -> np.ndarray:
     return u
 
 
+def check_rtol(rtol: float) -> float:
+    """Checks a relative residual tolerance: a number in the open interval (0, 1).
+
+    A NaN tolerance would stop CG before its first step (every comparison
+    with NaN is false) and one of 1 or more accepts the zero start, so both
+    would return zeros for every unknown pixel without a word.
+
+    Raises:
+        ValueError: if ``rtol`` is not a number in (0, 1).
+    """
+    try:
+        value = float(rtol)
+    except (TypeError, ValueError):
+        raise ValueError(f"rtol must be a number in (0, 1), got {rtol!r}") from None
+    if not (0.0 < value < 1.0):  # also false for NaN
+        raise ValueError(f"rtol must lie in (0, 1), got {rtol!r}")
+    return value
+
+
 def conjugate_gradients(
     a: sp.spmatrix, b: np.ndarray, *, rtol: float = CG_RTOL, maxiter: int | None = None
 ) -> tuple[np.ndarray, int]:
@@ -247,6 +275,7 @@ def conjugate_gradients(
     Raises:
         RuntimeError: if a column has not converged after maxiter steps.
     """
+    rtol = check_rtol(rtol)
     m, c = b.shape
     if maxiter is None:
         maxiter = 10 * m + 100
@@ -309,7 +338,7 @@ def inpaint(
     image: np.ndarray,
     mask: np.ndarray,
     *,
-    solver: str = "direct",
+    solver: str = "auto",
     rtol: float = CG_RTOL,
 ) -> np.ndarray:
     """Homogeneous diffusion inpainting of an image from a binary mask.
@@ -321,10 +350,14 @@ def inpaint(
         image: (H, W) or (H, W, C) array, values usually in [0, 1].
         mask: (H, W) binary array (bool, or 0/1 numbers); True/1 marks a
             known pixel.
-        solver: ``"direct"`` (sparse LU of the reduced system, default) or
-            ``"cg"`` (conjugate gradients to relative residual ``rtol``, the
-            paper's reference).
-        rtol: relative residual for ``solver="cg"``; ignored otherwise.
+        solver: ``"auto"`` (default: ``"direct"`` up to
+            ``AUTO_DIRECT_PIXELS`` pixels, ``"multigrid"`` above),
+            ``"direct"`` (sparse LU of the reduced system), ``"cg"``
+            (conjugate gradients to relative residual ``rtol``, the paper's
+            reference) or ``"multigrid"`` (multigrid-preconditioned CG to
+            ``rtol``).
+        rtol: relative residual for ``"cg"`` and ``"multigrid"``, a number
+            in (0, 1); checked for every solver.
 
     Returns:
         The inpainted image, same shape as ``image``. Its dtype is float32 if
@@ -336,9 +369,10 @@ def inpaint(
 
     Raises:
         ValueError: for a bad image, a mask of another size, a non-binary
-            mask, an empty mask (nothing to inpaint from) or an unknown
-            solver name.
+            mask, an empty mask (nothing to inpaint from), an unknown
+            solver name or an ``rtol`` outside (0, 1) (NaN included).
     """
+    rtol = check_rtol(rtol)
     f, was_2d = as_image(image)
     h, w, c = f.shape
     known = as_mask(mask, (h, w)).ravel()
@@ -346,6 +380,10 @@ def inpaint(
         raise ValueError(
             "mask is empty: homogeneous diffusion needs at least one known pixel"
         )
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+    if solver == "auto":
+        solver = "direct" if h * w <= AUTO_DIRECT_PIXELS else "multigrid"
     g = grid(h, w)
     values = f.reshape(h * w, c)
     if solver == "direct":
@@ -353,7 +391,10 @@ def inpaint(
     elif solver == "cg":
         u, _ = solve_cg(g, known, values, rtol=rtol)
     else:
-        raise ValueError(f"solver must be 'direct' or 'cg', got {solver!r}")
+        # Imported here: the multigrid module builds on this one.
+        from wgimask.baselines.multigrid import solve_multigrid
+
+        u, _ = solve_multigrid(g, known, values, rtol=rtol)
     u = u.reshape(h, w, c)
     if was_2d:
         u = u[:, :, 0]

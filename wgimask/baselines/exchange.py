@@ -227,7 +227,9 @@ def nonlocal_pixel_exchange(
     Args:
         image: (H, W) or (H, W, C) image, values usually in [0, 1].
         mask: (H, W) binary initial mask (True/1 = known pixel), not empty.
-        cycles: number of cycles; each is |mask| exchange steps (>= 0).
+        cycles: number of cycles (>= 0); each is |mask| exchange steps. A
+            fraction runs round(cycles * |mask|) steps, so 0.25 is a quarter
+            of a cycle.
         candidates: non-mask pixels drawn per step (>= 1; fewer if fewer
             exist); the one with the largest local error is tried.
         seed: seed of the random generator; equal seeds give equal masks.
@@ -238,20 +240,26 @@ def nonlocal_pixel_exchange(
 
     Raises:
         ValueError: for a bad image, a mask of another size, a non-binary or
-            empty mask, negative cycles or fewer than one candidate.
+            empty mask, negative or non-finite cycles or fewer than one
+            candidate.
     """
     f, _ = as_image(image)
     h, w, c = f.shape
     known = as_mask(mask, (h, w)).ravel()
     if not known.any():
         raise ValueError("mask is empty: NLPE needs at least one mask point")
-    if int(cycles) != cycles or cycles < 0:
-        raise ValueError(f"cycles must be a non-negative integer, got {cycles!r}")
+    try:
+        cycles_value = float(cycles)
+    except (TypeError, ValueError):
+        raise ValueError(f"cycles must be a number >= 0, got {cycles!r}") from None
+    if not (np.isfinite(cycles_value) and cycles_value >= 0):
+        raise ValueError(f"cycles must be a finite number >= 0, got {cycles!r}")
     if int(candidates) != candidates or candidates < 1:
         raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
     n = h * w
     n_mask = int(known.sum())
-    if n_mask == n or cycles == 0:
+    steps = int(round(cycles_value * n_mask))
+    if n_mask == n or steps == 0:
         return known.reshape(h, w).copy()
     g = grid(h, w)
     # The solver works in the grid's nested-dissection order.
@@ -268,7 +276,7 @@ def nonlocal_pixel_exchange(
     where[outside] = np.arange(outside.size)
     n_cand = min(int(candidates), outside.size)
 
-    for _ in range(int(cycles) * n_mask):
+    for _ in range(steps):
         cand = outside[rng.choice(outside.size, size=n_cand, replace=False)]
         local = np.abs(state.u[:, cand] - values[cand].T).sum(axis=0)
         add = int(cand[np.argmax(local)])

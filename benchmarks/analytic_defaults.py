@@ -1,0 +1,94 @@
+"""Chooses the analytic mask's defaults: PSNR of homogeneous diffusion per setting.
+
+For every sigma (Gaussian before the Laplacian) and exponent it builds the
+analytic mask of each image at each density and prints the mean PSNR of the
+homogeneous diffusion inpainting, for colour and grey images, next to random
+masks. The images are centre crops of a folder (the validation photos of
+recipes/prepare_pretraining_data.py by default), loaded as evaluate.py does.
+
+Usage:
+    python benchmarks/analytic_defaults.py [--data_dir data/pretraining/validation]
+        [--image_size 64] [--sigmas 0.5,1,1.5,2,3] [--exponents 0.5,0.75,1,1.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from wgimask.baselines import analytic_mask, inpaint, random_mask  # noqa: E402
+from wgimask.evaluation import load_evaluation_images  # noqa: E402
+
+
+def psnr(u: np.ndarray, f: np.ndarray) -> float:
+    """PSNR in dB for values in [0, 1] (the inpainting clipped to it)."""
+    return float(10 * np.log10(1.0 / np.mean((np.clip(u, 0, 1) - f) ** 2)))
+
+
+def floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def row(images, densities, label, make) -> None:
+    """Prints one table row: mean PSNR per density for a mask function."""
+    scores = [
+        np.mean([psnr(inpaint(f, make(f, d, i)), f) for i, f in enumerate(images)])
+        for d in densities
+    ]
+    cells = " | ".join(f"{s:.2f}" for s in scores)
+    print(f"| {label} | {cells} | {np.mean(scores):.2f} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data_dir", default="data/pretraining/validation")
+    parser.add_argument("--image_size", type=int, default=64)
+    parser.add_argument("--densities", default="0.05,0.1,0.2")
+    parser.add_argument("--sigmas", default="0.5,1,1.5,2,3")
+    parser.add_argument("--exponents", default="0.5,0.75,1,1.5")
+    args = parser.parse_args()
+    densities = floats(args.densities)
+    head = " | ".join(f"{d:.0%}" for d in densities)
+    for channels in (3, 1):
+        loaded = load_evaluation_images(args.data_dir, args.image_size, channels, None)
+        images = [im.astype(np.float64)[:, :, :channels] for _, _, im in loaded]
+        if channels == 1:
+            images = [im[:, :, 0] for im in images]
+        print(
+            f"\n{len(images)} {'colour' if channels == 3 else 'grey'} images, "
+            f"{args.image_size}px, mean PSNR (dB) of homogeneous diffusion\n"
+        )
+        print(f"| mask | {head} | mean |")
+        print("|---" * (len(densities) + 2) + "|")
+
+        row(
+            images, densities, "random", lambda f, d, i: random_mask(f.shape, d, seed=i)
+        )
+        row(
+            images,
+            densities,
+            "analytic, defaults",
+            lambda f, d, i: analytic_mask(f, d, seed=i),
+        )
+        for s, e in itertools.product(floats(args.sigmas), floats(args.exponents)):
+            row(
+                images,
+                densities,
+                f"analytic, sigma {s:g}, exponent {e:g}",
+                lambda f, d, i, s=s, e=e: analytic_mask(
+                    f, d, seed=i, sigma=s, exponent=e
+                ),
+            )
+
+
+if __name__ == "__main__":
+    main()

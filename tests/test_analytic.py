@@ -1,0 +1,111 @@
+"""Tests for analytic masks (wgimask.baselines.analytic)."""
+
+import time
+
+import numpy as np
+import pytest
+from helpers import diffusion_mae, photo_crop
+
+from wgimask.baselines import analytic_mask, random_mask
+from wgimask.baselines.analytic import analytic_density, halftone
+
+
+@pytest.mark.parametrize("density", [0.01, 0.05, 0.1, 0.2, 0.5, 0.9])
+@pytest.mark.parametrize("shape", [(32, 32, 3), (17, 40), (40, 17, 1)])
+def test_exact_point_count(shape, density):
+    rng = np.random.default_rng(0)
+    f = rng.random(shape)
+    mask = analytic_mask(f, density, seed=1)
+    assert mask.dtype == bool and mask.shape == shape[:2]
+    assert mask.sum() == round(density * shape[0] * shape[1])
+
+
+def test_grey_and_colour():
+    f = photo_crop("astronaut", 48)
+    colour = analytic_mask(f, 0.1)
+    grey = analytic_mask(f.mean(axis=2), 0.1)
+    assert colour.sum() == grey.sum() == round(0.1 * 48 * 48)
+    # A grey image given with a channel axis is the same image.
+    assert np.array_equal(grey, analytic_mask(f.mean(axis=2)[:, :, None], 0.1))
+    # Colour sums the channels' Laplacian magnitudes: a different density.
+    assert not np.array_equal(colour, grey)
+
+
+def test_determinism_by_seed():
+    f = photo_crop("coffee", 40)
+    a = analytic_mask(f, 0.1, seed=3)
+    assert np.array_equal(a, analytic_mask(f, 0.1, seed=3))
+    assert not np.array_equal(a, analytic_mask(f, 0.1, seed=4))
+
+
+def test_points_follow_the_structure_and_spread_over_it():
+    # Left half flat, right half a fine texture: the points go right, and
+    # the right half has no empty 8x8 block (a good spread there).
+    rng = np.random.default_rng(0)
+    f = np.full((64, 64), 0.5)
+    f[:, 32:] = rng.random((64, 32))
+    mask = analytic_mask(f, 0.1, seed=0)
+    assert mask[:, 32:].sum() > 0.95 * mask.sum()
+    blocks = mask[:, 32:].reshape(8, 8, 4, 8).sum(axis=(1, 3))
+    assert blocks.min() > 0
+
+
+def test_constant_image_gets_evenly_spread_points():
+    f = np.full((64, 64, 3), 0.3)
+    mask = analytic_mask(f, 0.1)
+    assert mask.sum() == round(0.1 * 64 * 64)
+    assert not analytic_density(f).any()
+    # Every 16x16 block holds about its share (25.6) of the points.
+    blocks = mask.reshape(4, 16, 4, 16).sum(axis=(1, 3))
+    assert blocks.min() >= 15 and blocks.max() <= 36
+
+
+def test_beats_random_masks_for_diffusion():
+    # Not promised per image at 5 %: on this astronaut crop the points go to
+    # the helmet's edges and leave a dark region empty (docs/baselines.md).
+    for name in ("astronaut", "coffee"):
+        f = photo_crop(name, 48)
+        for density in (0.1, 0.2):
+            analytic = diffusion_mae(f, analytic_mask(f, density))
+            rnd = diffusion_mae(f, random_mask(f.shape, density, seed=0))
+            assert analytic < rnd, (name, density)
+
+
+def test_halftone_keeps_the_mean_and_hits_the_count():
+    p = np.tile(np.linspace(0, 0.4, 64), (64, 1))
+    mask = halftone(p, 555, seed=0)
+    assert mask.sum() == 555
+    # Denser where the probability is higher.
+    assert mask[:, 48:].sum() > 2 * mask[:, :16].sum()
+
+
+def test_128px_mask_is_fast():
+    f = photo_crop("astronaut", 128)
+    analytic_mask(f, 0.1)
+    best = min(
+        (lambda t: (analytic_mask(f, 0.1), time.perf_counter() - t)[1])(
+            time.perf_counter()
+        )
+        for _ in range(5)
+    )
+    # 5 ms is the goal on an idle core; a loaded CI machine gets slack.
+    assert best < 0.05
+
+
+def test_bad_input_is_rejected():
+    good = np.zeros((8, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        analytic_mask(np.full((8, 8), np.nan), 0.1)
+    with pytest.raises(ValueError, match="empty"):
+        analytic_mask(np.zeros((0, 8)), 0.1)
+    with pytest.raises(ValueError, match="shape"):
+        analytic_mask(np.zeros(8), 0.1)
+    for density in (0.0, 1.0, float("nan"), -0.1):
+        with pytest.raises(ValueError, match="density"):
+            analytic_mask(good, density)
+    with pytest.raises(ValueError, match="0 pixels"):
+        analytic_mask(good, 0.001)
+    with pytest.raises(ValueError, match="sigma"):
+        analytic_mask(good, 0.1, sigma=-1)
+    with pytest.raises(ValueError, match="exponent"):
+        analytic_mask(good, 0.1, exponent=0)

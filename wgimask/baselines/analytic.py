@@ -1,0 +1,214 @@
+"""Analytic masks for homogeneous diffusion inpainting.
+
+Belhachmi, Bucur, Burgeth and Weickert (2009): "How to choose interpolation
+data in images", SIAM J. Appl. Math. 70(1), pp. 333-352 (reference [5] of the
+paper). Their shape analysis shows that, for homogeneous diffusion, the local
+density of known pixels should grow with the magnitude of the image's
+Laplacian. The practical recipe, as in their paper:
+
+1. density: ``rho = (sum_c |LoG_sigma(f_c)|) ** exponent``, the Laplacian of
+   the Gaussian-smoothed image (smoothing makes it robust to noise), summed
+   over the colour channels so one mask serves all of them;
+2. scale ``rho`` to mean D, clipping at 1 (the clipped mass goes to the other
+   pixels, so the mean stays D);
+3. halftone ``rho`` to a binary mask with Floyd-Steinberg error diffusion
+   (Pillow's, in C) and correct the result to exactly round(D N) points.
+
+Constant-image rule: where the Laplacian magnitude is zero everywhere (a
+constant image, or a linear ramp), nothing prefers any pixel, so the density
+is uniform and the halftoning spreads the points evenly over the image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from wgimask.baselines._checks import as_image, check_density, target_count
+
+__all__ = [
+    "analytic_density",
+    "analytic_mask",
+    "halftone",
+    "DEFAULT_SIGMA",
+    "DEFAULT_EXPONENT",
+    "auto_sigma",
+]
+
+#: Default standard deviation (pixels) of the Gaussian before the Laplacian:
+#: ``"auto"`` = ``auto_sigma(density)``, chosen on the validation photos at
+#: 64 px (docs/baselines.md).
+DEFAULT_SIGMA = "auto"
+#: Default exponent applied to the Laplacian magnitude (docs/baselines.md).
+DEFAULT_EXPONENT = 0.75
+
+# A Laplacian magnitude at most this (relative to the image's value range)
+# counts as zero everywhere: the constant-image rule applies.
+_FLAT = 1e-9
+
+
+def auto_sigma(density: float) -> float:
+    """The default smoothing scale: 2 px up to 5 % density, 1 px from 10 %.
+
+    In between it follows 0.1 / density. Sparser masks space their points
+    further apart, and a wider Gaussian spreads their density over the
+    smooth regions between edges: on the validation photos (64 px) sigma = 2
+    was best at 5 % and sigma = 1 at 10 % and 20 % (docs/baselines.md).
+    """
+    return float(min(2.0, max(1.0, 0.1 / float(density))))
+
+
+def analytic_density(
+    image: np.ndarray,
+    *,
+    sigma: float = 1.0,
+    exponent: float = DEFAULT_EXPONENT,
+) -> np.ndarray:
+    """Unnormalised point density ``(sum_c |LoG_sigma f_c|) ** exponent``.
+
+    Args:
+        image: (H, W) or (H, W, C) image with finite values.
+        sigma: Gaussian standard deviation in pixels (>= 0; 0 = the plain
+            5-point Laplacian of the unsmoothed image).
+        exponent: power applied to the Laplacian magnitude (> 0).
+
+    Returns:
+        (H, W) float64 array, >= 0; all zeros for an image whose Laplacian
+        vanishes (a constant image).
+
+    Raises:
+        ValueError: for a bad image, a negative or non-finite sigma or a
+            non-positive exponent.
+    """
+    f, _ = as_image(image)
+    sigma = float(sigma)
+    exponent = float(exponent)
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    if not (np.isfinite(exponent) and exponent > 0):
+        raise ValueError(f"exponent must be a finite number > 0, got {exponent!r}")
+    magnitude = np.zeros(f.shape[:2])
+    for k in range(f.shape[2]):
+        # Mean removed: the truncated LoG kernel does not sum to exactly 0,
+        # so a constant would otherwise leave a small non-zero response.
+        channel = f[:, :, k] - f[:, :, k].mean()
+        if sigma > 0:
+            lap = ndimage.gaussian_laplace(channel, sigma, mode="reflect")
+        else:
+            lap = ndimage.laplace(channel, mode="reflect")
+        magnitude += np.abs(lap)
+    scale = max(float(np.ptp(f)), 1.0)
+    if magnitude.max() <= _FLAT * scale:
+        return np.zeros_like(magnitude)
+    return magnitude**exponent
+
+
+def _scale_to_mean(rho: np.ndarray, density: float, ceiling: float = 1.0) -> np.ndarray:
+    """Scales a density map to mean ``density`` with values clipped at ``ceiling``.
+
+    Pixels that would exceed the ceiling are set to it and the remaining
+    mass is spread over the others in proportion to their density (a few
+    rounds). The ceiling is raised to ``density`` if lower (else the mean
+    could not be reached).
+    """
+    n = rho.size
+    ceiling = min(1.0, max(float(ceiling), density))
+    if rho.max() <= 0:
+        return np.full(rho.shape, density)
+    p = np.zeros_like(rho)
+    free = np.ones(rho.shape, dtype=bool)
+    for _ in range(64):
+        # Mass left for the free pixels.
+        mass = density * n - ceiling * (n - free.sum())
+        total = rho[free].sum()
+        if total <= 0:  # all structure saturated: spread the rest evenly
+            p[free] = mass / max(free.sum(), 1)
+            break
+        p[free] = rho[free] * (mass / total)
+        over = free & (p > ceiling)
+        if not over.any():
+            break
+        p[over] = ceiling
+        free &= ~over
+    return np.clip(p, 0.0, ceiling)
+
+
+def halftone(probability: np.ndarray, count: int, *, seed: int = 0) -> np.ndarray:
+    """Floyd-Steinberg halftoning of a probability map to exactly ``count`` points.
+
+    Pillow's Floyd-Steinberg error diffusion works on 8-bit grey values, so
+    the map is first rounded to multiples of 1/255, stochastically (seeded),
+    which keeps its mean unbiased. Error diffusion keeps the point count
+    within a few points of the map's sum; the difference is corrected by
+    adding the non-points of largest probability or removing the points of
+    smallest probability (ties in random order).
+
+    Args:
+        probability: (H, W) array with values in [0, 1].
+        count: number of points wanted, 0 <= count <= H * W.
+        seed: seed of the rounding and of the tie order.
+
+    Returns:
+        (H, W) bool mask with exactly ``count`` True pixels.
+    """
+    rng = np.random.default_rng(seed)
+    scaled = np.clip(probability, 0.0, 1.0) * 255.0
+    grey = np.floor(scaled + rng.random(scaled.shape)).clip(0, 255).astype(np.uint8)
+    dithered = Image.fromarray(grey, mode="L").convert(
+        "1", dither=Image.Dither.FLOYDSTEINBERG
+    )
+    mask = np.asarray(dithered, dtype=bool).copy()
+    flat = mask.ravel()
+    have = int(flat.sum())
+    if have != count:
+        # The few points to add or drop, by probability; a tiny seeded jitter
+        # (far below 1/255) breaks ties at random. argpartition: O(N).
+        key = probability.ravel() + 1e-9 * rng.random(flat.size)
+        if have > count:
+            on = np.flatnonzero(flat)
+            flat[on[np.argpartition(key[on], have - count - 1)[: have - count]]] = False
+        else:
+            off = np.flatnonzero(~flat)
+            need = count - have
+            flat[off[np.argpartition(-key[off], need - 1)[:need]]] = True
+    return flat.reshape(mask.shape)
+
+
+def analytic_mask(
+    image: np.ndarray,
+    density: float,
+    *,
+    seed: int = 0,
+    sigma: float | str = DEFAULT_SIGMA,
+    exponent: float = DEFAULT_EXPONENT,
+) -> np.ndarray:
+    """Analytic mask of Belhachmi et al. (2009) with exactly round(D N) points.
+
+    Args:
+        image: (H, W) or (H, W, C) image, values usually in [0, 1]; colour
+            channels share one mask (their Laplacian magnitudes are summed).
+        density: fraction D in (0, 1) of known pixels.
+        seed: seed of the halftoning's rounding and tie order; equal seeds
+            give equal masks.
+        sigma: Gaussian standard deviation (pixels) before the Laplacian, or
+            ``"auto"`` for ``auto_sigma(density)``.
+        exponent: power applied to the Laplacian magnitude.
+
+    Returns:
+        (H, W) bool mask with exactly round(D * H * W) True pixels. A
+        constant image (zero Laplacian) gets evenly spread points.
+
+    Raises:
+        ValueError: for a bad image (wrong rank, empty, NaN or infinite
+            values), a density outside (0, 1) or one that keeps no pixel, or
+            bad sigma / exponent.
+    """
+    d = check_density(density)
+    if isinstance(sigma, str):
+        if sigma != "auto":
+            raise ValueError(f"sigma must be a number >= 0 or 'auto', got {sigma!r}")
+        sigma = auto_sigma(d)
+    rho = analytic_density(image, sigma=sigma, exponent=exponent)
+    k = target_count(d, rho.size)
+    return halftone(_scale_to_mean(rho, d), k, seed=seed)
