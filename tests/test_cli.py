@@ -84,7 +84,8 @@ def test_rerun_refuses_to_overwrite_without_the_flag(model_dir, tmp_path, capsys
     assert _run(capsys, *args, "--overwrite")[0] == 0
 
 
-def test_model_free_masks_need_no_model(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("method", ["random", "analytic"])
+def test_model_free_masks_need_no_model(tmp_path, capsys, monkeypatch, method):
     from wgimask import model_files
 
     # No model may be loaded: shipped ones are hidden.
@@ -92,13 +93,13 @@ def test_model_free_masks_need_no_model(tmp_path, capsys, monkeypatch):
     photo = _photo(tmp_path, height=40, width=52)
     out = tmp_path / "out"
     code, stdout, _ = _run(
-        capsys, photo, "--masks=random", "--inpainting=diffusion", f"--output_dir={out}"
+        capsys, photo, f"--mask={method}", "--inpainting=diffusion", f"--output_dir={out}"
     )
     assert code == 0
-    mask = np.asarray(Image.open(out / "photo_random_d0.1_mask.png")) > 0
+    mask = np.asarray(Image.open(out / f"photo_{method}_d0.1_mask.png")) > 0
     assert mask.sum() == round(0.1 * 40 * 52)
-    assert (out / "photo_random_d0.1_diffusion.png").is_file()
-    assert not (out / "photo_random_d0.1_inpainted.png").exists()
+    assert (out / f"photo_{method}_d0.1_diffusion.png").is_file()
+    assert not (out / f"photo_{method}_d0.1_inpainted.png").exists()
 
 
 @pytest.mark.parametrize(
@@ -107,7 +108,7 @@ def test_model_free_masks_need_no_model(tmp_path, capsys, monkeypatch):
         (["--density=1.5"], "--density must be in (0, 1)"),
         (["--model=/nonexistent"], "does not exist"),
         (["--inpainting=magic"], "--inpainting: unknown magic"),
-        (["--masks=magic"], "--masks"),
+        (["--mask=magic"], "--mask"),
         (["--density=abc"], "density"),
     ],
 )
@@ -170,7 +171,7 @@ def test_help_lists_the_commands_own_flags(capsys):
         cli.run(["wgimask", "--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--density", "--model", "--masks", "--output_dir", "--[no]overwrite"):
+    for flag in ("--density", "--model", "--mask", "--output_dir", "--[no]overwrite"):
         assert flag in text
     assert "(default: '0.1')" in text
     assert "--use_cprofile" not in text and "--flagfile" not in text

@@ -5,7 +5,8 @@ at runs/default, which the plain-Keras snippet opens). Shell snippets are
 checked line by line: every flag of a `wgimask`, `train.py`, `evaluate.py`,
 `benchmarks/` or `recipes/` command must be one that program defines; the
 README's main command (`wgimask --example`) runs in test_pretrained.py.
-Commands that need other software (pip, Docker, curl, TensorBoard, apt) are
+Commands that need other software (pip, Docker, curl, TensorBoard, apt) and
+environment settings (export) are
 listed in `NOT_RUN` and only checked for existing.
 """
 
@@ -20,7 +21,16 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-NOT_RUN = ("pip", "docker", "curl", "tensorboard", "saved_model_cli", "sudo", "ruff")
+NOT_RUN = (
+    "pip",
+    "docker",
+    "curl",
+    "tensorboard",
+    "saved_model_cli",
+    "sudo",
+    "ruff",
+    "export",
+)
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 

@@ -9,7 +9,7 @@ For each image and density D it writes, into --output_dir:
   NAME_dD_known.png      the known pixels on black
   NAME_dD_inpainted.png  the learned inpainting
   NAME_dD_diffusion.png  homogeneous diffusion from the same mask (--diffusion)
-(with --masks=random: NAME_random_dD_...), prints where each file went and one
+(with --mask=random: NAME_random_dD_...), prints where each file went and one
 line of metrics with the seconds per image. Existing files are never replaced
 without --overwrite. Images larger than the model's training crop are
 processed in tiles that leave no trace (see wgimask.inference).
@@ -32,12 +32,13 @@ FLAGS = flags.FlagValues()
 #: The photo of --example: scikit-image's cat (451x300), shipped in its wheel.
 EXAMPLE_PHOTO = "chelsea"
 
-#: Mask methods of --masks: name -> whether it needs a learned model. The
+#: Mask methods of --mask: name -> whether it needs a learned model. The
 #: functions are in `_mask`; model-free methods run without TensorFlow when
 #: only diffusion inpaints.
 MASK_METHODS = {
     "learned": True,  # the mask generator's most confident round(D H W) pixels
     "random": False,  # uniformly random, exactly round(D H W) pixels
+    "analytic": False,  # Belhachmi et al.'s Laplacian-magnitude density, dithered
 }
 INPAINTINGS = ("learned", "diffusion")
 
@@ -58,6 +59,10 @@ def _mask(method: str, image, density: float, model, seed: int):
         from wgimask import baselines
 
         return baselines.random_mask(image.shape[:2], density, seed=seed)
+    if method == "analytic":
+        from wgimask import baselines
+
+        return baselines.analytic_mask(image, density, seed=seed)
     raise UsageError(f"unknown mask method {method!r}")  # pragma: no cover
 
 
@@ -225,7 +230,7 @@ def main(argv: list[str]) -> None:
                 f"--inpainting: unknown {', '.join(sorted(unknown))}; choose from "
                 f"{', '.join(INPAINTINGS)}"
             )
-        method = FLAGS.masks
+        method = FLAGS.mask
         kinds = ["mask", "known"]
         kinds += ["inpainted"] * ("learned" in inpaintings)
         kinds += ["diffusion"] * ("diffusion" in inpaintings)
@@ -244,7 +249,7 @@ def main(argv: list[str]) -> None:
             if method == "learned" and trained is None:
                 raise UsageError(
                     f"{model.path} is an inpainting-only model; it makes no mask "
-                    f"(use --masks=random, or a joint model)"
+                    f"(use --mask=random, or a joint model)"
                 )
             print(
                 f"model {model.path} (trained for density {trained}); "
@@ -282,11 +287,13 @@ def _define_flags() -> None:
         flag_values=FLAGS,
     )
     flags.DEFINE_enum(
-        "masks",
+        "mask",
         "learned",
         list(MASK_METHODS),
-        "learned: the mask GAN's most confident pixels; random: uniformly random "
-        "(no model needed with --inpainting=diffusion).",
+        "learned: the mask GAN's most confident pixels; random: uniformly random; "
+        "analytic: Laplacian-magnitude density, dithered (the model-free bar the "
+        "learned masks must clear); random and analytic need no model with "
+        "--inpainting=diffusion.",
         flag_values=FLAGS,
     )
     flags.DEFINE_list(
@@ -314,7 +321,7 @@ def _define_flags() -> None:
         f"Also process scikit-image's {EXAMPLE_PHOTO!r} photo.",
         flag_values=FLAGS,
     )
-    flags.DEFINE_integer("seed", 0, "Seed of --masks=random.", flag_values=FLAGS)
+    flags.DEFINE_integer("seed", 0, "Seed of --mask=random and --mask=analytic.", flag_values=FLAGS)
 
 
 _define_flags()
