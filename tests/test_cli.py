@@ -93,7 +93,11 @@ def test_model_free_masks_need_no_model(tmp_path, capsys, monkeypatch, method):
     photo = _photo(tmp_path, height=40, width=52)
     out = tmp_path / "out"
     code, stdout, _ = _run(
-        capsys, photo, f"--mask={method}", "--inpainting=diffusion", f"--output_dir={out}"
+        capsys,
+        photo,
+        f"--mask={method}",
+        "--inpainting=diffusion",
+        f"--output_dir={out}",
     )
     assert code == 0
     mask = np.asarray(Image.open(out / f"photo_{method}_d0.1_mask.png")) > 0

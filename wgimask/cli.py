@@ -321,7 +321,9 @@ def _define_flags() -> None:
         f"Also process scikit-image's {EXAMPLE_PHOTO!r} photo.",
         flag_values=FLAGS,
     )
-    flags.DEFINE_integer("seed", 0, "Seed of --mask=random and --mask=analytic.", flag_values=FLAGS)
+    flags.DEFINE_integer(
+        "seed", 0, "Seed of --mask=random and --mask=analytic.", flag_values=FLAGS
+    )
 
 
 _define_flags()
