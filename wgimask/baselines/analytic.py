@@ -52,7 +52,7 @@ DEFAULT_EXPONENT = 0.75
 HALFTONINGS = ("auto", "ordered", "error_diffusion")
 #: Density below which ``halftoning="auto"`` uses the ordered dither. On the
 #: training photos (64 px) the ordered dither won at 5 % (+0.9 dB) and 10 %
-#: (+0.1 to +0.2 dB), Floyd-Steinberg at 20 % (+0.4 to +0.6 dB); 15 % is the
+#: (+0.1 to +0.15 dB), Floyd-Steinberg at 20 % (+0.6 dB); 15 % is the
 #: middle, not a measured crossover.
 ORDERED_BELOW = 0.15
 #: Side of the Bayer matrix: 4096 distinct thresholds.
