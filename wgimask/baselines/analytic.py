@@ -52,7 +52,7 @@ DEFAULT_EXPONENT = 0.75
 HALFTONINGS = ("auto", "ordered", "error_diffusion")
 #: Density below which ``halftoning="auto"`` uses the ordered dither. On the
 #: training photos (64 px) the ordered dither won at 5 % (+0.9 dB) and 10 %
-#: (+0.1 to +0.15 dB), Floyd-Steinberg at 20 % (+0.6 dB); 15 % is the
+#: (+0.1 dB), Floyd-Steinberg at 20 % (+0.6 dB); 15 % is the
 #: middle, not a measured crossover.
 ORDERED_BELOW = 0.15
 #: Side of the Bayer matrix: 4096 distinct thresholds.
@@ -71,7 +71,7 @@ def auto_sigma(density: float) -> float:
     spreads their density over the smooth regions between edges. Measured
     at 64 px (docs/baselines.md): sigma 2 was best at 5 % and sigma 1 at 10 %
     (validation and training photos), and at 20 % sigma 0.7 beat sigma 1 by
-    0.3 to 1.2 dB on the training photos (0.5 was worse than both).
+    0.4 to 1.2 dB on the training photos (0.5 was worse than both).
     """
     return float(min(2.0, max(0.7, 0.1 / float(density))))
 
