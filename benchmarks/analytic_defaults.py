@@ -1,14 +1,16 @@
 """Chooses the analytic mask's defaults: PSNR of homogeneous diffusion per setting.
 
-For every sigma (Gaussian before the Laplacian) and exponent it builds the
-analytic mask of each image at each density and prints the mean PSNR of the
-homogeneous diffusion inpainting, for colour and grey images, next to random
-masks. The images are centre crops of a folder (the validation photos of
-recipes/prepare_pretraining_data.py by default), loaded as evaluate.py does.
+For every halftoning, and for every sigma (Gaussian before the Laplacian) and
+exponent, it builds the analytic mask of each image at each density and
+prints the mean PSNR of the homogeneous diffusion inpainting, for colour and
+grey images, next to random masks. The images are centre crops of a folder
+(the training photos of recipes/prepare_pretraining_data.py by default, so
+that the validation photos stay for reporting), loaded as evaluate.py does.
 
 Usage:
-    python benchmarks/analytic_defaults.py [--data_dir data/pretraining/validation]
-        [--image_size 64] [--sigmas 0.5,1,1.5,2,3] [--exponents 0.5,0.75,1,1.5]
+    python benchmarks/analytic_defaults.py [--data_dir data/pretraining/train]
+        [--image_size 64] [--sigmas 0.7,1,2] [--exponents 0.75,1]
+        [--halftonings ordered,error_diffusion]
 """
 
 from __future__ import annotations
@@ -50,11 +52,12 @@ def row(images, densities, label, make) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data_dir", default="data/pretraining/validation")
+    parser.add_argument("--data_dir", default="data/pretraining/train")
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--densities", default="0.05,0.1,0.2")
-    parser.add_argument("--sigmas", default="0.5,1,1.5,2,3")
-    parser.add_argument("--exponents", default="0.5,0.75,1,1.5")
+    parser.add_argument("--sigmas", default="0.7,1,2")
+    parser.add_argument("--exponents", default="0.75,1")
+    parser.add_argument("--halftonings", default="ordered,error_diffusion")
     args = parser.parse_args()
     densities = floats(args.densities)
     head = " | ".join(f"{d:.0%}" for d in densities)
@@ -79,13 +82,18 @@ def main() -> None:
             "analytic, defaults",
             lambda f, d, i: analytic_mask(f, d, seed=i),
         )
-        for s, e in itertools.product(floats(args.sigmas), floats(args.exponents)):
+        halftonings = [h for h in args.halftonings.split(",") if h]
+        for h, s, e in itertools.product(
+            halftonings,
+            ["auto", *map(float, floats(args.sigmas))],
+            floats(args.exponents),
+        ):
             row(
                 images,
                 densities,
-                f"analytic, sigma {s:g}, exponent {e:g}",
-                lambda f, d, i, s=s, e=e: analytic_mask(
-                    f, d, seed=i, sigma=s, exponent=e
+                f"analytic, {h}, sigma {s}, exponent {e:g}",
+                lambda f, d, i, h=h, s=s, e=e: analytic_mask(
+                    f, d, seed=i, sigma=s, exponent=e, halftoning=h
                 ),
             )
 

@@ -7,7 +7,13 @@ import pytest
 from helpers import diffusion_mae, photo_crop
 
 from wgimask.baselines import analytic_mask, random_mask
-from wgimask.baselines.analytic import analytic_density, halftone
+from wgimask.baselines.analytic import (
+    analytic_density,
+    auto_sigma,
+    bayer_matrix,
+    halftone,
+    ordered_dither,
+)
 
 
 @pytest.mark.parametrize("density", [0.01, 0.05, 0.1, 0.2, 0.5, 0.9])
@@ -79,17 +85,65 @@ def test_halftone_keeps_the_mean_and_hits_the_count():
     assert mask[:, 48:].sum() > 2 * mask[:, :16].sum()
 
 
+@pytest.mark.parametrize("halftoning", ["ordered", "error_diffusion"])
+@pytest.mark.parametrize("density", [0.05, 0.2])
+def test_both_halftonings_hit_the_count(halftoning, density):
+    f = photo_crop("coffee", 40)
+    mask = analytic_mask(f, density, halftoning=halftoning)
+    assert mask.sum() == round(density * 40 * 40)
+
+
+def test_auto_halftoning_switches_at_15_percent():
+    f = photo_crop("astronaut", 48)
+    for density, method in (
+        (0.05, "ordered"),
+        (0.1, "ordered"),
+        (0.2, "error_diffusion"),
+    ):
+        assert np.array_equal(
+            analytic_mask(f, density, seed=2),
+            analytic_mask(f, density, seed=2, halftoning=method),
+        ), density
+    assert auto_sigma(0.05) == 2.0 and auto_sigma(0.1) == 1.0 and auto_sigma(0.2) == 0.7
+
+
+def test_bayer_matrix_holds_each_threshold_once():
+    b = bayer_matrix(8)
+    assert np.array_equal(np.sort(b.ravel()), (np.arange(64) + 0.5) / 64)
+    # Each 2x2 block holds one of each quarter: an even spread.
+    assert np.array_equal(np.sort((b[:2, :2] * 4).astype(int).ravel()), [0, 1, 2, 3])
+    with pytest.raises(ValueError, match="power of two"):
+        bayer_matrix(6)
+
+
+def test_ordered_dither_spreads_a_constant_evenly_and_follows_the_map():
+    mask = ordered_dither(np.full((64, 64), 0.1), 410, seed=1)
+    assert mask.sum() == 410
+    blocks = mask.reshape(8, 8, 8, 8).sum(axis=(1, 3))
+    assert blocks.min() >= 5 and blocks.max() <= 8  # 6.4 expected per 8x8
+    p = np.tile(np.linspace(0, 0.4, 64), (64, 1))
+    ramp = ordered_dither(p, 555, seed=0)
+    assert ramp.sum() == 555
+    assert ramp[:, 48:].sum() > 2 * ramp[:, :16].sum()
+    # The seed moves the pattern's phase; equal seeds give equal masks.
+    assert np.array_equal(ramp, ordered_dither(p, 555, seed=0))
+    assert not np.array_equal(mask, ordered_dither(np.full((64, 64), 0.1), 410, seed=2))
+    assert not ordered_dither(p, 0).any()
+    assert ordered_dither(p, p.size).all()
+
+
 def test_128px_mask_is_fast():
     f = photo_crop("astronaut", 128)
-    analytic_mask(f, 0.1)
-    best = min(
-        (lambda t: (analytic_mask(f, 0.1), time.perf_counter() - t)[1])(
-            time.perf_counter()
+    for density in (0.1, 0.2):  # ordered dither, error diffusion
+        analytic_mask(f, density)
+        best = min(
+            (lambda t, d=density: (analytic_mask(f, d), time.perf_counter() - t)[1])(
+                time.perf_counter()
+            )
+            for _ in range(5)
         )
-        for _ in range(5)
-    )
-    # 5 ms is the goal on an idle core; a loaded CI machine gets slack.
-    assert best < 0.05
+        # 5 ms is the goal on an idle core; a loaded CI machine gets slack.
+        assert best < 0.05, density
 
 
 def test_bad_input_is_rejected():
@@ -109,3 +163,5 @@ def test_bad_input_is_rejected():
         analytic_mask(good, 0.1, sigma=-1)
     with pytest.raises(ValueError, match="exponent"):
         analytic_mask(good, 0.1, exponent=0)
+    with pytest.raises(ValueError, match="halftoning"):
+        analytic_mask(good, 0.1, halftoning="floyd")

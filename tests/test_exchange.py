@@ -87,6 +87,10 @@ def test_bad_input_is_rejected():
         nonlocal_pixel_exchange(f, good * 2)
     with pytest.raises(ValueError, match="candidates"):
         nonlocal_pixel_exchange(f, good, candidates=0)
+    with pytest.raises(ValueError, match="removal_candidates"):
+        nonlocal_pixel_exchange(f, good, removal_candidates=0)
+    with pytest.raises(ValueError, match="candidate_sampling"):
+        nonlocal_pixel_exchange(f, good, candidate_sampling="greedy")
     for cycles in (-1, -0.25, float("nan"), float("inf"), "x"):
         with pytest.raises(ValueError, match="cycles"):
             nonlocal_pixel_exchange(f, good, cycles=cycles)
@@ -105,3 +109,31 @@ def test_fractional_cycles_run_that_share_of_the_steps():
     assert diffusion_mae(f, full) <= diffusion_mae(f, quarter)
     # Too few steps to round up to one: the mask comes back unchanged.
     assert np.array_equal(nonlocal_pixel_exchange(f, start, cycles=0.001), start)
+
+
+def test_laplacian_residual_is_that_of_the_inpainting():
+    f = photo_crop("coffee", 16)
+    g = grid(16, 16)
+    known = random_mask((16, 16), 0.2, seed=1).ravel()
+    state = IncrementalInpainter(g, f.reshape(-1, 3)[g.order], known[g.order])
+    u = solve_direct(g, known, f.reshape(-1, 3))  # (N, 3), raster order
+    expected = np.abs(g.laplacian @ u).sum(axis=1)[g.order]
+    pixels = np.flatnonzero(state.known)
+    assert np.allclose(state.laplacian_residual(pixels), expected[pixels])
+    # Off the mask the inpainting is harmonic: zero residual.
+    assert np.abs(expected[~state.known]).max() < 1e-10
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "error"])
+def test_removal_ranking_and_error_sampling_keep_the_guarantees(sampling):
+    f = photo_crop("astronaut", 24)
+    start = random_mask(f.shape, 0.1, seed=4)
+    mask = nonlocal_pixel_exchange(
+        f, start, cycles=1, seed=0, removal_candidates=4, candidate_sampling=sampling
+    )
+    assert mask.sum() == start.sum()
+    assert diffusion_mae(f, mask) < diffusion_mae(f, start)
+    again = nonlocal_pixel_exchange(
+        f, start, cycles=1, seed=0, removal_candidates=4, candidate_sampling=sampling
+    )
+    assert np.array_equal(mask, again)
