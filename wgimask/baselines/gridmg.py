@@ -28,13 +28,17 @@ The V-cycle (from zero) smooths with red-black Gauss-Seidel, red then black
 before the coarse correction and black then red after it, so it is a
 symmetric positive definite preconditioner for any positive scaling of the
 coarse correction; CG uses it. The coarsest level (at most ``COARSEST``
-unknowns) is solved with the inverse of its dense matrix. All channels run
-together (the last array axis), each with its own CG step sizes.
+unknowns) is solved by a dense Cholesky factorisation. All channels run
+together, each with its own CG step sizes; arrays are padded planes
+(C, H+2, W+2) whose border has zero stencil weights, so the kernels need no
+boundary tests and their inner loops run along contiguous rows.
 
-The kernels are compiled by numba (``cache=True``: the first call of a new
-installation compiles them, about a few seconds, later processes load them
-from the cache). Without numba, ``available()`` is False and ``inpaint``
-falls back to the scipy multigrid of ``wgimask.baselines.multigrid``.
+The kernels are compiled by numba with ``cache=True``: the first call after
+an installation compiles them (30 to 40 s on a loaded 2-core machine), later
+processes load them from the cache (1 to 3 s, numba's import included);
+docs/baselines.md has the measurements. Without numba, ``available()`` is
+False and ``inpaint`` falls back to the scipy multigrid of
+``wgimask.baselines.multigrid``.
 """
 
 from __future__ import annotations
@@ -52,12 +56,14 @@ except ImportError:  # pragma: no cover - numba is a dependency
 __all__ = ["available", "solve_grid_multigrid", "COARSEST"]
 
 #: Levels are coarsened until at most this many unknowns remain; those are
-#: solved with the inverse of the dense coarse matrix.
+#: solved by dense Cholesky.
 COARSEST = 400
 # Scaling of every coarse correction (see the module docstring).
 _OVERCORRECTION = 1.5
 # Red-black Gauss-Seidel sweeps before and after each coarse correction.
 _SWEEPS = 1
+# Coarse corrections per level: 1 is a V-cycle, 2 a W-cycle.
+_CYCLES = 1
 
 
 def available() -> bool:
@@ -329,21 +335,35 @@ def _coarse_solve(low, index, r, e):
 
 
 @_jit
-def _vcycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps):
-    """One symmetric V-cycle from zero: es[0] ~ A^-1 rs[0]."""
+def _cycle(ds, dinvs, wxs, wys, rs, es, low, index, scale, sweeps, cycles, lv):
+    """One symmetric multigrid cycle from zero on level lv: es[lv] ~ A^-1 rs[lv].
+
+    ``cycles`` coarse corrections per level (1: V-cycle, 2: W-cycle), each
+    from the residual left by the previous one; the same operator applied
+    twice stays symmetric.
+    """
     n = len(ds)
-    for lv in range(n - 1):
-        e = es[lv]
-        _first_sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e)
-        for _ in range(sweeps - 1):
-            _sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e, 0)
+    if lv == n - 1:
+        _coarse_solve(low, index, rs[lv], es[lv])
+        return
+    e = es[lv]
+    _first_sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e)
+    for _ in range(sweeps - 1):
+        _sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e, 0)
+    # Above the exactly solved coarsest level one correction is enough.
+    repeats = cycles if lv < n - 2 else 1
+    for _ in range(repeats):
         _residual_restrict(ds[lv], wxs[lv], wys[lv], rs[lv], e, rs[lv + 1])
-    _coarse_solve(inverse, index, rs[n - 1], es[n - 1])
-    for lv in range(n - 2, -1, -1):
-        e = es[lv]
+        _cycle(ds, dinvs, wxs, wys, rs, es, low, index, scale, sweeps, cycles, lv + 1)
         _prolong_add(ds[lv], es[lv + 1], scale, e)
-        for _ in range(sweeps):
-            _sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e, 1)
+    for _ in range(sweeps):
+        _sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e, 1)
+
+
+@_jit
+def _vcycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, cycles):
+    """One cycle on the finest level: es[0] ~ A^-1 rs[0]."""
+    _cycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, cycles, 0)
 
 
 @_jit
@@ -405,7 +425,9 @@ def _update_p(p, z, beta):
 
 
 @_jit
-def _pcg(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, b, rtol, maxiter):
+def _pcg(
+    ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, cycles, b, rtol, maxiter
+):
     """Multigrid-preconditioned CG on all channels; returns (x, iterations).
 
     A channel stops changing once its residual norm is at most rtol times
@@ -428,7 +450,7 @@ def _pcg(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, b, rtol, ma
         any_active = any_active or active[k]
     if not any_active:
         return x, 0
-    _vcycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps)
+    _vcycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, cycles)
     p = es[0].copy()
     rz = _dot(r, es[0])
     alpha = np.zeros(c)
@@ -445,7 +467,7 @@ def _pcg(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, b, rtol, ma
             any_active = any_active or active[k]
         if not any_active:
             return x, it
-        _vcycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps)
+        _vcycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, cycles)
         rz_new = _dot(r, es[0])
         for k in range(c):
             beta[k] = rz_new[k] / rz[k] if active[k] else 0.0
@@ -462,6 +484,7 @@ def solve_grid_multigrid(
     maxiter: int = 200,
     scale: float = _OVERCORRECTION,
     sweeps: int = _SWEEPS,
+    cycles: int = _CYCLES,
 ) -> tuple[np.ndarray, int]:
     """Homogeneous diffusion inpainting by grid multigrid-preconditioned CG.
 
@@ -473,6 +496,7 @@ def solve_grid_multigrid(
         maxiter: iteration limit.
         scale: scaling of the coarse corrections.
         sweeps: smoothing sweeps before and after each coarse correction.
+        cycles: coarse corrections per level (1: V-cycle, 2: W-cycle).
 
     Returns:
         ((H, W, C) float64 inpainting, number of CG iterations).
@@ -507,7 +531,8 @@ def solve_grid_multigrid(
     typed = numba.typed.List
     x, iterations = _pcg(
         typed(ds), typed(dinvs), typed(wxs), typed(wys), typed(rs), typed(es),
-        inverse, index, float(scale), int(sweeps), b, float(rtol), int(maxiter),
+        inverse, index, float(scale), int(sweeps), int(cycles), b,
+        float(rtol), int(maxiter),
     )  # fmt: skip
     if iterations < 0:
         raise RuntimeError(
