@@ -199,14 +199,14 @@ def test_grid_multigrid_edge_masks_and_thin_images():
         assert np.abs(inpaint(g, mask, solver="multigrid") - ref).max() < 1e-6
 
 
-@pytest.mark.parametrize("rtol, cycles", [(1e-3, 1), (1e-8, 1), (1e-6, 2)])
-def test_grid_multigrid_honours_rtol(rtol, cycles):
+@pytest.mark.parametrize("rtol", [1e-3, 1e-8])
+def test_grid_multigrid_honours_rtol(rtol):
     from wgimask.baselines.diffusion import reduced_system
     from wgimask.baselines.gridmg import solve_grid_multigrid
 
     f = _crop("astronaut", (83, 64, 3))
     mask = random_mask(f.shape, 0.05, seed=4)
-    u, iterations = solve_grid_multigrid(mask, f, rtol=rtol, cycles=cycles)
+    u, iterations = solve_grid_multigrid(mask, f, rtol=rtol)
     g = grid(*f.shape[:2])
     a, b, unknown = reduced_system(g, mask.ravel(), f.reshape(-1, 3), ordered=False)
     res = np.linalg.norm(b - a @ u.reshape(-1, 3)[unknown], axis=0)

@@ -62,8 +62,6 @@ COARSEST = 400
 _OVERCORRECTION = 1.5
 # Red-black Gauss-Seidel sweeps before and after each coarse correction.
 _SWEEPS = 1
-# Coarse corrections per level: 1 is a V-cycle, 2 a W-cycle.
-_CYCLES = 1
 
 
 def available() -> bool:
@@ -335,35 +333,26 @@ def _coarse_solve(low, index, r, e):
 
 
 @_jit
-def _cycle(ds, dinvs, wxs, wys, rs, es, low, index, scale, sweeps, cycles, lv):
-    """One symmetric multigrid cycle from zero on level lv: es[lv] ~ A^-1 rs[lv].
+def _vcycle(ds, dinvs, wxs, wys, rs, es, low, index, scale, sweeps):
+    """One symmetric V-cycle from zero: es[0] ~ A^-1 rs[0].
 
-    ``cycles`` coarse corrections per level (1: V-cycle, 2: W-cycle), each
-    from the residual left by the previous one; the same operator applied
-    twice stays symmetric.
+    Written as two loops rather than a recursion: numba's cache mishandles
+    recursive functions (a W-cycle written recursively crashed when loaded
+    from the cache).
     """
     n = len(ds)
-    if lv == n - 1:
-        _coarse_solve(low, index, rs[lv], es[lv])
-        return
-    e = es[lv]
-    _first_sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e)
-    for _ in range(sweeps - 1):
-        _sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e, 0)
-    # Above the exactly solved coarsest level one correction is enough.
-    repeats = cycles if lv < n - 2 else 1
-    for _ in range(repeats):
+    for lv in range(n - 1):
+        e = es[lv]
+        _first_sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e)
+        for _ in range(sweeps - 1):
+            _sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e, 0)
         _residual_restrict(ds[lv], wxs[lv], wys[lv], rs[lv], e, rs[lv + 1])
-        _cycle(ds, dinvs, wxs, wys, rs, es, low, index, scale, sweeps, cycles, lv + 1)
+    _coarse_solve(low, index, rs[n - 1], es[n - 1])
+    for lv in range(n - 2, -1, -1):
+        e = es[lv]
         _prolong_add(ds[lv], es[lv + 1], scale, e)
-    for _ in range(sweeps):
-        _sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e, 1)
-
-
-@_jit
-def _vcycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, cycles):
-    """One cycle on the finest level: es[0] ~ A^-1 rs[0]."""
-    _cycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, cycles, 0)
+        for _ in range(sweeps):
+            _sweep(dinvs[lv], wxs[lv], wys[lv], rs[lv], e, 1)
 
 
 @_jit
@@ -425,9 +414,7 @@ def _update_p(p, z, beta):
 
 
 @_jit
-def _pcg(
-    ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, cycles, b, rtol, maxiter
-):
+def _pcg(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, b, rtol, maxiter):
     """Multigrid-preconditioned CG on all channels; returns (x, iterations).
 
     A channel stops changing once its residual norm is at most rtol times
@@ -450,7 +437,7 @@ def _pcg(
         any_active = any_active or active[k]
     if not any_active:
         return x, 0
-    _vcycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, cycles)
+    _vcycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps)
     p = es[0].copy()
     rz = _dot(r, es[0])
     alpha = np.zeros(c)
@@ -467,7 +454,7 @@ def _pcg(
             any_active = any_active or active[k]
         if not any_active:
             return x, it
-        _vcycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps, cycles)
+        _vcycle(ds, dinvs, wxs, wys, rs, es, inverse, index, scale, sweeps)
         rz_new = _dot(r, es[0])
         for k in range(c):
             beta[k] = rz_new[k] / rz[k] if active[k] else 0.0
@@ -484,7 +471,6 @@ def solve_grid_multigrid(
     maxiter: int = 200,
     scale: float = _OVERCORRECTION,
     sweeps: int = _SWEEPS,
-    cycles: int = _CYCLES,
 ) -> tuple[np.ndarray, int]:
     """Homogeneous diffusion inpainting by grid multigrid-preconditioned CG.
 
@@ -496,7 +482,6 @@ def solve_grid_multigrid(
         maxiter: iteration limit.
         scale: scaling of the coarse corrections.
         sweeps: smoothing sweeps before and after each coarse correction.
-        cycles: coarse corrections per level (1: V-cycle, 2: W-cycle).
 
     Returns:
         ((H, W, C) float64 inpainting, number of CG iterations).
@@ -531,7 +516,7 @@ def solve_grid_multigrid(
     typed = numba.typed.List
     x, iterations = _pcg(
         typed(ds), typed(dinvs), typed(wxs), typed(wys), typed(rs), typed(es),
-        inverse, index, float(scale), int(sweeps), int(cycles), b,
+        inverse, index, float(scale), int(sweeps), b,
         float(rtol), int(maxiter),
     )  # fmt: skip
     if iterations < 0:
