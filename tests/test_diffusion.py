@@ -22,7 +22,8 @@ def test_nested_dissection_is_a_permutation():
 
 
 @pytest.mark.parametrize(
-    "solver, tol", [("direct", 1e-10), ("cg", 1e-5), ("multigrid", 1e-5)]
+    "solver, tol",
+    [("direct", 1e-10), ("cg", 1e-5), ("multigrid", 1e-5), ("multigrid_scipy", 1e-5)],
 )
 def test_harmonic_functions_are_reproduced(solver, tol):
     h, w = 30, 40
@@ -68,7 +69,7 @@ def test_full_mask_returns_the_image():
     assert u is not f
 
 
-@pytest.mark.parametrize("solver", ["direct", "cg", "multigrid"])
+@pytest.mark.parametrize("solver", ["direct", "cg", "multigrid", "multigrid_scipy"])
 def test_one_known_pixel_gives_a_constant_image(solver):
     f = _photo("coffee", 20)
     mask = np.zeros((20, 20), dtype=int)
@@ -121,7 +122,7 @@ def test_bad_rtol_is_rejected(rtol, solver):
 
 @pytest.mark.parametrize("kind", ["random", "analytic"])
 @pytest.mark.parametrize("shape", [(96, 80, 3), (61, 130)])
-def test_multigrid_agrees_with_the_direct_solver(kind, shape):
+def test_scipy_multigrid_agrees_with_the_direct_solver(kind, shape):
     # Big enough for several multigrid levels (coarsest: 600 unknowns).
     from wgimask.baselines import analytic_mask
     from wgimask.baselines.multigrid import solve_multigrid
@@ -134,7 +135,7 @@ def test_multigrid_agrees_with_the_direct_solver(kind, shape):
     else:
         mask = analytic_mask(f, 0.05)
     u_direct = inpaint(f, mask, solver="direct")
-    u_mg = inpaint(f, mask, solver="multigrid")
+    u_mg = inpaint(f, mask, solver="multigrid_scipy")
     assert np.abs(u_mg - u_direct).max() < 1e-4
     assert np.array_equal(u_mg[mask], f[mask])
     # Far fewer iterations than plain CG (hundreds here).
@@ -151,3 +152,65 @@ def test_auto_solver_is_direct_on_small_images():
     mask = random_mask(f.shape, 0.1, seed=0)
     assert AUTO_DIRECT_PIXELS >= 32 * 32
     assert np.array_equal(inpaint(f, mask), inpaint(f, mask, solver="direct"))
+
+
+def _crop(name: str, shape: tuple) -> np.ndarray:
+    """A photo crop of an odd, non-square shape; grey for a 2-d shape."""
+    img = getattr(data, name)().astype(np.float64) / 255.0
+    f = img[40 : 40 + shape[0], 60 : 60 + shape[1]]
+    if len(shape) == 2 and f.ndim == 3:
+        f = f.mean(axis=2)
+    return f
+
+
+@pytest.mark.parametrize("density", [0.05, 0.1, 0.2])
+@pytest.mark.parametrize("kind", ["random", "analytic"])
+@pytest.mark.parametrize(
+    "name, shape", [("astronaut", (97, 75, 3)), ("camera", (61, 130))]
+)
+def test_grid_multigrid_agrees_with_the_direct_solver(name, shape, kind, density):
+    from wgimask.baselines import analytic_mask
+
+    f = _crop(name, shape)
+    if kind == "random":
+        mask = random_mask(f.shape, density, seed=2)
+    else:
+        mask = analytic_mask(f, density, seed=2)
+    u_direct = inpaint(f, mask, solver="direct")
+    u_mg = inpaint(f, mask, solver="multigrid")
+    assert u_mg.shape == f.shape
+    assert np.abs(u_mg - u_direct).max() < 1e-4
+    assert np.array_equal(u_mg[mask], f[mask])
+
+
+def test_grid_multigrid_edge_masks_and_thin_images():
+    f = _crop("coffee", (45, 71, 3))
+    one = np.zeros(f.shape[:2], dtype=bool)
+    one[30, 5] = True
+    u = inpaint(f, one, solver="multigrid")
+    assert np.abs(u - f[30, 5]).max() < 1e-5
+    full = np.ones(f.shape[:2], dtype=bool)
+    assert np.array_equal(inpaint(f, full, solver="multigrid"), f)
+    # One-pixel-wide images coarsen along their length only.
+    for g in (f[7], f[:, 3]):
+        g = g[None] if g.shape[0] == 71 else g[:, None]
+        mask = random_mask(g.shape, 0.1, seed=0)
+        ref = inpaint(g, mask, solver="direct")
+        assert np.abs(inpaint(g, mask, solver="multigrid") - ref).max() < 1e-6
+
+
+@pytest.mark.parametrize("rtol", [1e-3, 1e-8])
+def test_grid_multigrid_honours_rtol(rtol):
+    from wgimask.baselines.diffusion import reduced_system
+    from wgimask.baselines.gridmg import solve_grid_multigrid
+
+    f = _crop("astronaut", (83, 64, 3))
+    mask = random_mask(f.shape, 0.05, seed=4)
+    u, iterations = solve_grid_multigrid(mask, f, rtol=rtol)
+    g = grid(*f.shape[:2])
+    a, b, unknown = reduced_system(g, mask.ravel(), f.reshape(-1, 3), ordered=False)
+    res = np.linalg.norm(b - a @ u.reshape(-1, 3)[unknown], axis=0)
+    # The recursively updated residual that CG stops on matches the true
+    # one up to rounding.
+    assert np.all(res <= 1.01 * rtol * np.linalg.norm(b, axis=0) + 1e-12)
+    assert 0 < iterations <= 30

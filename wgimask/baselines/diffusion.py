@@ -27,9 +27,13 @@ that fits the image size:
 * ``"cg"``: the reference of the paper, conjugate gradients on the same
   system, started from zero and stopped once every channel's residual has
   dropped to ``rtol`` (default 1e-6) times its initial norm.
-* ``"multigrid"``: CG preconditioned by a smoothed-aggregation V-cycle
-  (``wgimask.baselines.multigrid``), to the same ``rtol``; the fastest on
-  whole photos, where the direct factorisation's fill grows too fast.
+* ``"multigrid"``: CG preconditioned by a V-cycle of aggregation multigrid
+  on the pixel grid, compiled with numba (``wgimask.baselines.gridmg``), to
+  the same ``rtol``; the fastest on whole photos, where the direct
+  factorisation's fill grows too fast. Without numba it falls back to
+  ``"multigrid_scipy"``.
+* ``"multigrid_scipy"``: CG preconditioned by a smoothed-aggregation V-cycle
+  in numpy/scipy (``wgimask.baselines.multigrid``); no compiler needed.
 """
 
 from __future__ import annotations
@@ -48,10 +52,12 @@ __all__ = ["inpaint", "CG_RTOL", "AUTO_DIRECT_PIXELS", "SOLVERS"]
 #: Relative residual at which the CG reference stops (the paper's setting).
 CG_RTOL = 1e-6
 #: ``solver="auto"`` uses the direct solver up to this many pixels and
-#: multigrid above (the crossover measured by benchmarks/solvers.py).
+#: multigrid above. Below it the direct solver takes at most about 0.1 s,
+#: less than loading the compiled multigrid kernels in a new process (about
+#: 1 to 2 s, docs/baselines.md).
 AUTO_DIRECT_PIXELS = 256 * 256
 #: Names accepted by ``inpaint(solver=...)``.
-SOLVERS = ("auto", "direct", "cg", "multigrid")
+SOLVERS = ("auto", "direct", "cg", "multigrid", "multigrid_scipy")
 
 # Grid blocks at most this many pixels wide are left unsplit by the nested
 # dissection: further splitting does not reduce the fill of such small blocks.
@@ -354,10 +360,12 @@ def inpaint(
             ``AUTO_DIRECT_PIXELS`` pixels, ``"multigrid"`` above),
             ``"direct"`` (sparse LU of the reduced system), ``"cg"``
             (conjugate gradients to relative residual ``rtol``, the paper's
-            reference) or ``"multigrid"`` (multigrid-preconditioned CG to
-            ``rtol``).
-        rtol: relative residual for ``"cg"`` and ``"multigrid"``, a number
-            in (0, 1); checked for every solver.
+            reference), ``"multigrid"`` (compiled grid multigrid-preconditioned
+            CG to ``rtol``; ``"multigrid_scipy"`` without numba) or
+            ``"multigrid_scipy"`` (smoothed-aggregation preconditioned CG in
+            scipy, to ``rtol``).
+        rtol: relative residual for the iterative solvers, a number in
+            (0, 1); checked for every solver.
 
     Returns:
         The inpainted image, same shape as ``image``. Its dtype is float32 if
@@ -391,10 +399,19 @@ def inpaint(
     elif solver == "cg":
         u, _ = solve_cg(g, known, values, rtol=rtol)
     else:
-        # Imported here: the multigrid module builds on this one.
-        from wgimask.baselines.multigrid import solve_multigrid
+        # Imported here: numba takes a while to load, and the scipy
+        # multigrid module builds on this one.
+        from wgimask.baselines import gridmg
 
-        u, _ = solve_multigrid(g, known, values, rtol=rtol)
+        if solver == "multigrid" and gridmg.available():
+            u, _ = gridmg.solve_grid_multigrid(
+                known.reshape(h, w), values.reshape(h, w, c), rtol=rtol
+            )
+            u = u.reshape(h * w, c)
+        else:
+            from wgimask.baselines.multigrid import solve_multigrid
+
+            u, _ = solve_multigrid(g, known, values, rtol=rtol)
     u = u.reshape(h, w, c)
     if was_2d:
         u = u[:, :, 0]
