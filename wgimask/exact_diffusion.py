@@ -97,18 +97,18 @@ class DiffusionSolution(NamedTuple):
 
 def _neighbour_sum(x):
     """Sum of the in-image 4-neighbours of every pixel (zero outside)."""
-    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    padded = tf.pad(x, [[0, 0], [0, 0], [1, 1], [1, 1]])
     return (
-        padded[:, :-2, 1:-1]
-        + padded[:, 2:, 1:-1]
-        + padded[:, 1:-1, :-2]
-        + padded[:, 1:-1, 2:]
+        padded[:, :, :-2, 1:-1]
+        + padded[:, :, 2:, 1:-1]
+        + padded[:, :, 1:-1, :-2]
+        + padded[:, :, 1:-1, 2:]
     )
 
 
 def _degree(like):
-    """Number of in-image 4-neighbours of every pixel, shape (1, H, W, 1)."""
-    ones = tf.ones_like(like[:1, :, :, :1])
+    """Number of in-image 4-neighbours of every pixel, shape (1, 1, H, W)."""
+    ones = tf.ones_like(like[:1, :1])
     return _neighbour_sum(ones)
 
 
@@ -118,18 +118,23 @@ def _laplacian(x, degree):
 
 
 def _sum_hw(x):
-    return tf.reduce_sum(x, axis=(1, 2), keepdims=True)
+    return tf.reduce_sum(x, axis=(2, 3), keepdims=True)
 
 
 class _System(NamedTuple):
-    """The SPD system (W + A_UU) on the unknowns of a batch of masks."""
+    """The SPD system (W + A_UU) on the unknowns of a batch of masks.
 
-    unknown: tf.Tensor  # (B, H, W, 1), 1 where c < 1
-    known: tf.Tensor  # (B, H, W, 1), 1 where c == 1
-    weight: tf.Tensor  # (B, H, W, 1), w = c / (1 - c) on U, 0 on K
-    diagonal: tf.Tensor  # (B, H, W, 1), w + degree on U, 1 on K
-    row_scale: tf.Tensor  # (B, H, W, 1), 1 - c on U, 0 on K
-    degree: tf.Tensor  # (1, H, W, 1)
+    Internally every tensor is channels-first, (B, C, H, W) for images and
+    (B, 1, H, W) for masks: the image width is then the fastest axis, which
+    the compiled loop vectorises (a last axis of 3 colours does not).
+    """
+
+    unknown: tf.Tensor  # (B, 1, H, W), 1 where c < 1
+    known: tf.Tensor  # (B, 1, H, W), 1 where c == 1
+    weight: tf.Tensor  # (B, 1, H, W), w = c / (1 - c) on U, 0 on K
+    diagonal: tf.Tensor  # (B, 1, H, W), w + degree on U, 1 on K
+    row_scale: tf.Tensor  # (B, 1, H, W), 1 - c on U, 0 on K
+    degree: tf.Tensor  # (1, 1, H, W)
     has_data: tf.Tensor  # (B, 1, 1, 1), 1 where some c > 0
 
     def apply(self, x):
@@ -149,24 +154,21 @@ def _system(c) -> _System:
     return _System(unknown, known, weight, diagonal, row_scale, degree, has_data)
 
 
-def _conjugate_gradients(
-    system: _System, b, x0, rtol: float, max_iterations, row_scale
-):
+def _conjugate_gradients(system: _System, b, x0, rtol, max_iterations, row_scale):
     """Jacobi-preconditioned CG on every (image, channel) column at once.
 
     Args:
         system: The system.
-        b: (B, H, W, C) right-hand sides, zero on K.
-        x0: (B, H, W, C) start, zero on K.
-        rtol: Relative residual at which a column stops.
-        max_iterations: Iteration limit (int or scalar tensor).
-        row_scale: (B, H, W, 1) factors of the residual's rows in the norm of
+        b: (B, C, H, W) right-hand sides, zero on K.
+        x0: (B, C, H, W) start, zero on K.
+        rtol: Relative residual at which a column stops (scalar tensor).
+        max_iterations: Iteration limit (int32 scalar tensor).
+        row_scale: (B, 1, H, W) factors of the residual's rows in the norm of
             the stopping test (zero on K).
 
     Returns:
         (x, iterations, relative residual (B, C)).
     """
-    dtype = b.dtype
     inverse_diagonal = system.unknown / system.diagonal
     scale2 = tf.square(row_scale)
     b_norm2 = _sum_hw(scale2 * b * b)
@@ -174,7 +176,7 @@ def _conjugate_gradients(
     x0 = tf.where(b_norm2 > 0, x0, tf.zeros_like(x0))
     r = b - system.apply(x0)
     z = r * inverse_diagonal
-    tolerance2 = tf.cast(rtol, dtype) ** 2 * b_norm2
+    tolerance2 = tf.square(rtol) * b_norm2
     zero = tf.zeros_like(b_norm2)
 
     def not_done(i, x, r, p, rz, rr):
@@ -201,7 +203,45 @@ def _conjugate_gradients(
         (tf.constant(0), x0, r, z, _sum_hw(r * z), _sum_hw(scale2 * r * r)),
     )
     relative = tf.sqrt(rr / tf.where(b_norm2 > 0, b_norm2, 1.0))
-    return x, i, relative[:, 0, 0, :]
+    return x, i, relative[:, :, 0, 0]
+
+
+def _forward(f, c, x0, rtol, max_iterations):
+    """Solves M(c) u = c f; channels-first f, x0 (B, C, H, W), c (B, 1, H, W)."""
+    system = _system(c)
+    known_values = system.known * f
+    b = system.unknown * (system.weight * f + _neighbour_sum(known_values))
+    b = b * system.has_data
+    # Residuals are measured in the rows of the original system M(c) u = c f,
+    # i.e. times 1 - c: the symmetrised rows of confidences close to 1 carry
+    # a factor 1 / (1 - c) that would otherwise dominate both norms.
+    x, iterations, residual = _conjugate_gradients(
+        system, b, system.unknown * x0, rtol, max_iterations, system.row_scale
+    )
+    return known_values + x, iterations, residual
+
+
+def _backward(f, c, u, g, rtol, max_iterations):
+    """(dL/df, dL/dc) from g = dL/du by one adjoint solve; channels-first."""
+    system = _system(c)
+    b = system.unknown * g * system.has_data
+    # With mu = (1 - c) lambda, M(c)^T lambda = g is (W + A) mu = g on U, mu = 0
+    # on K; its rows are those of M(c)^T lambda = g, so no row scaling.
+    mu, _, _ = _conjugate_gradients(
+        system, b, tf.zeros_like(b), rtol, max_iterations, system.unknown
+    )
+    lam = system.unknown * mu / tf.where(c < 1.0, 1.0 - c, 1.0) + system.known * (
+        g - _laplacian(mu, system.degree)
+    )
+    residual = f - u + _laplacian(u, system.degree)
+    d_mask = tf.reduce_sum(lam * residual, axis=1, keepdims=True)
+    return c * lam, d_mask * system.has_data
+
+
+# XLA fuses the loop body into a few kernels, faster on the CPU than the
+# op-by-op loop (docs/learned-masks.md). reduce_retracing: batch sizes vary.
+_forward_compiled = tf.function(_forward, jit_compile=True, reduce_retracing=True)
+_backward_compiled = tf.function(_backward, jit_compile=True, reduce_retracing=True)
 
 
 def _as_inputs(image, mask, initial):
@@ -230,7 +270,9 @@ def _as_inputs(image, mask, initial):
     # not reach the usual tolerances).
     dtype = tf.float64 if tf.float64 in (image.dtype, mask.dtype) else tf.float32
     image, mask = tf.cast(image, dtype), tf.cast(mask, dtype)
-    if initial is not None:
+    if initial is None:
+        initial = tf.zeros(tf.shape(image), dtype)
+    else:
         initial = tf.stop_gradient(tf.cast(tf.convert_to_tensor(initial), dtype))
         if not initial.shape.is_compatible_with(image.shape):
             raise ValueError(
@@ -246,37 +288,45 @@ def _check_rtol(rtol) -> float:
     return float(rtol)
 
 
+def _check_max_iterations(max_iterations):
+    if max_iterations is not None and (
+        isinstance(max_iterations, bool)
+        or not isinstance(max_iterations, int)
+        or max_iterations < 1
+    ):
+        raise ValueError(
+            f"max_iterations must be a positive integer, got {max_iterations!r}"
+        )
+    return max_iterations
+
+
 def _iteration_limit(image, max_iterations):
     if max_iterations is not None:
-        if isinstance(max_iterations, bool) or not (
-            isinstance(max_iterations, int) and max_iterations >= 1
-        ):
-            raise ValueError(
-                f"max_iterations must be a positive integer, got {max_iterations!r}"
-            )
-        return max_iterations
+        return tf.constant(max_iterations, tf.int32)
     # CG needs O(largest hole diameter) iterations on the masked Laplacian;
     # 20 (H + W) leaves a wide margin even for a single known pixel.
-    height, width = image.shape[1], image.shape[2]
-    if height is not None and width is not None:
-        return 20 * (height + width) + 100
     shape = tf.shape(image)
     return 20 * (shape[1] + shape[2]) + 100
 
 
-def _forward(f, c, x0, rtol, max_iterations):
-    system = _system(c)
-    known_values = system.known * f
-    b = system.unknown * (system.weight * f + _neighbour_sum(known_values))
-    b = b * system.has_data
-    x0 = tf.zeros_like(f) if x0 is None else system.unknown * x0
-    # Residuals are measured in the rows of the original system M(c) u = c f,
-    # i.e. times 1 - c: the symmetrised rows of confidences close to 1 carry
-    # a factor 1 / (1 - c) that would otherwise dominate both norms.
-    x, iterations, residual = _conjugate_gradients(
-        system, b, x0, rtol, max_iterations, system.row_scale
+def _channels_first(x):
+    return tf.transpose(x, (0, 3, 1, 2))
+
+
+def _channels_last(x):
+    return tf.transpose(x, (0, 2, 3, 1))
+
+
+def _prepare(image, mask, rtol, max_iterations, initial, jit_compile):
+    f, c, x0 = _as_inputs(image, mask, initial)
+    rtol = tf.constant(_check_rtol(rtol), f.dtype)
+    limit = _iteration_limit(f, _check_max_iterations(max_iterations))
+    forward, backward = (
+        (_forward_compiled, _backward_compiled)
+        if jit_compile
+        else (_forward, _backward)
     )
-    return system, known_values + x, iterations, residual
+    return f, c, x0, rtol, limit, forward, backward
 
 
 def solve(
@@ -286,6 +336,7 @@ def solve(
     rtol: float = CG_RTOL,
     max_iterations: int | None = None,
     initial=None,
+    jit_compile: bool = True,
 ) -> DiffusionSolution:
     """Homogeneous diffusion inpainting with solver statistics, no gradient.
 
@@ -298,6 +349,8 @@ def solve(
         initial: Optional (B, H, W, C) start (warm start), for example the
             previous step's inpainting; only its values at pixels with c < 1
             are used.
+        jit_compile: Compile the solver with XLA (default, faster); False
+            runs TensorFlow's kernels op by op.
 
     Returns:
         A `DiffusionSolution`.
@@ -306,12 +359,18 @@ def solve(
         ValueError: For inputs of the wrong rank, shape or dtype, or a bad
             `rtol` or `max_iterations`.
     """
-    f, c, x0 = _as_inputs(image, mask, initial)
-    rtol = _check_rtol(rtol)
-    limit = _iteration_limit(f, max_iterations)
-    f, c = tf.stop_gradient(f), tf.stop_gradient(tf.clip_by_value(c, 0.0, 1.0))
-    _, u, iterations, residual = _forward(f, c, x0, rtol, limit)
-    return DiffusionSolution(u, iterations, residual)
+    f, c, x0, rtol, limit, forward, _ = _prepare(
+        image, mask, rtol, max_iterations, initial, jit_compile
+    )
+    c = tf.clip_by_value(c, 0.0, 1.0)
+    u, iterations, residual = forward(
+        _channels_first(tf.stop_gradient(f)),
+        _channels_first(tf.stop_gradient(c)),
+        _channels_first(x0),
+        rtol,
+        limit,
+    )
+    return DiffusionSolution(_channels_last(u), iterations, residual)
 
 
 def diffusion_inpaint(
@@ -321,6 +380,7 @@ def diffusion_inpaint(
     rtol: float = CG_RTOL,
     max_iterations: int | None = None,
     initial=None,
+    jit_compile: bool = True,
 ):
     """Differentiable homogeneous diffusion inpainting of a batch.
 
@@ -338,6 +398,8 @@ def diffusion_inpaint(
         max_iterations: CG iteration limit per solve; default 20 (H + W) + 100.
         initial: Optional (B, H, W, C) warm start of the forward solve (no
             gradient flows into it).
+        jit_compile: Compile both solves with XLA (default); False runs
+            TensorFlow's kernels op by op.
 
     Returns:
         The (B, H, W, C) inpainting u, float64 if image or mask is float64,
@@ -347,32 +409,25 @@ def diffusion_inpaint(
         ValueError: For inputs of the wrong rank, shape or dtype, or a bad
             `rtol` or `max_iterations`.
     """
-    f, c_raw, x0 = _as_inputs(image, mask, initial)
-    rtol = _check_rtol(rtol)
-    limit = _iteration_limit(f, max_iterations)
+    f, c_raw, x0, rtol, limit, forward, backward = _prepare(
+        image, mask, rtol, max_iterations, initial, jit_compile
+    )
 
     @tf.custom_gradient
     def op(f, c_raw):
-        c = tf.clip_by_value(c_raw, 0.0, 1.0)
-        system, u, _, _ = _forward(f, c, x0, rtol, limit)
+        # stop_gradient: no gradient (and no stored loop state) is ever
+        # needed from the solves themselves.
+        f = _channels_first(tf.stop_gradient(f))
+        c = _channels_first(tf.stop_gradient(tf.clip_by_value(c_raw, 0.0, 1.0)))
+        u, _, _ = forward(f, c, _channels_first(x0), rtol, limit)
 
         def grad(upstream):
-            g = tf.cast(upstream, u.dtype)
-            b = system.unknown * g * system.has_data
-            # The rows of (W + A) mu = g are those of M(c)^T lambda = g.
-            mu, _, _ = _conjugate_gradients(
-                system, b, tf.zeros_like(b), rtol, limit, system.unknown
-            )
-            lam_unknown = mu / tf.where(c < 1.0, 1.0 - c, 1.0)
-            lam = system.unknown * lam_unknown + system.known * (
-                g - _laplacian(mu, system.degree)
-            )
-            residual = f - u + _laplacian(u, system.degree)
-            d_mask = tf.reduce_sum(lam * residual, axis=-1, keepdims=True)
-            d_image = c * lam
-            return d_image, d_mask * system.has_data
+            g = _channels_first(tf.cast(upstream, u.dtype))
+            d_image, d_mask = backward(f, c, u, g, rtol, limit)
+            # The mask's gradient passes the clipping unchanged.
+            return _channels_last(d_image), _channels_last(d_mask)
 
-        return u, grad
+        return _channels_last(u), grad
 
     return op(f, c_raw)
 
@@ -398,9 +453,7 @@ class DiffusionInpainting(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.rtol = _check_rtol(rtol)
-        if max_iterations is not None:
-            _iteration_limit(None, max_iterations)
-        self.max_iterations = max_iterations
+        self.max_iterations = _check_max_iterations(max_iterations)
 
     def call(self, inputs):
         image, mask = inputs
