@@ -781,3 +781,55 @@ class Binarization(keras.layers.Layer):
         if self.density is not None:
             config["density"] = self.density
         return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ClippedResidual(keras.layers.Layer):
+    """``[base, residual] -> clip(base + residual, 0, 1)``.
+
+    The output of a generator that learns a residual on a prefilled image
+    (`wgimask.networks.InpaintingGenerator` with ``prefill``): with a zero
+    residual it returns the base image unchanged (values in [0, 1]).
+    """
+
+    def call(self, inputs):
+        base, residual = inputs
+        return ops.clip(base + residual, 0.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PriorConfidence(keras.layers.Layer):
+    """``[prior, correction] -> normalise_density(prior * exp(correction), D)``.
+
+    The confidence of a mask generator that learns a multiplicative (log-space)
+    correction of a prior density: a zero correction gives the prior, rescaled
+    to mean D with values in [0, 1] (`wgimask.dither.normalise_density`).
+    The correction is clipped to [-20, 20] so exp cannot overflow.
+
+    Args:
+        density: Target density D in (0, 1).
+        **kwargs: Base layer arguments.
+
+    Raises:
+        ValueError: If `density` is not a number in (0, 1).
+    """
+
+    def __init__(self, density: float, **kwargs):
+        super().__init__(**kwargs)
+        if not (isinstance(density, (int, float)) and 0.0 < density < 1.0):
+            raise ValueError(f"`density` must be in (0, 1), received {density!r}.")
+        self.density = float(density)
+
+    def call(self, inputs):
+        prior, correction = inputs
+        weight = ops.exp(ops.clip(correction, -20.0, 20.0))
+        return dither.normalise_density(prior * weight, self.density)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "density": self.density}
