@@ -25,14 +25,17 @@ def _photo_batch(size, density, dtype):
     return images.astype(dtype), masks[..., None].astype(dtype)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "dtype, preconditioner",
+    [(np.float32, "jacobi"), (np.float64, "jacobi"), (np.float32, "multigrid")],
+)
 @pytest.mark.parametrize("density", [0.05, 0.1, 0.2])
-def test_equals_the_baseline_on_photo_crops(density, dtype):
+def test_equals_the_baseline_on_photo_crops(density, dtype, preconditioner):
     images, masks = _photo_batch(64, density, dtype)
     reference = np.stack(
         [inpaint(f, m[..., 0]) for f, m in zip(images, masks, strict=True)]
     )
-    result = solve(images, masks)
+    result = solve(images, masks, preconditioner=preconditioner)
     u = result.inpainted.numpy()
     assert u.dtype == dtype
     assert np.abs(u - reference).max() < 1e-4
@@ -55,14 +58,17 @@ def _loss(f, c, weights):
     return float(tf.reduce_sum(diffusion_inpaint(f, c, rtol=1e-13) * weights))
 
 
-def test_gradients_match_finite_differences_for_continuous_masks():
+@pytest.mark.parametrize("preconditioner", ["jacobi", "multigrid"])
+def test_gradients_match_finite_differences_for_continuous_masks(preconditioner):
     rng = np.random.default_rng(0)
     f = rng.uniform(size=(2, 6, 7, 2))
     c = rng.uniform(0.05, 0.95, size=(2, 6, 7, 1))
     c[0, 1, 2] = c[1, 3, 3] = 1.0
     c[0, 4, 4] = 0.0
     weights = rng.normal(size=f.shape)
-    _, grad_f, grad_c = _loss_and_gradients(f, c, weights, rtol=1e-13)
+    _, grad_f, grad_c = _loss_and_gradients(
+        f, c, weights, rtol=1e-13, preconditioner=preconditioner
+    )
     h = 1e-6
     for index in [(0, 0, 0, 0), (1, 5, 6, 0), (0, 2, 3, 0), (1, 0, 4, 0)]:
         plus, minus = c.copy(), c.copy()
@@ -122,10 +128,11 @@ def test_inside_tf_function_and_as_a_layer():
     # Adding a pixel lowers the error (negative gradient) at most places.
     assert np.mean(grad.numpy()[masks == 0] < 0) > 0.5
 
-    layer = DiffusionInpainting(rtol=1e-6, dtype="float32")
+    layer = DiffusionInpainting(rtol=1e-6, preconditioner="multigrid", dtype="float32")
     clone = DiffusionInpainting.from_config(layer.get_config())
-    assert clone.rtol == 1e-6
-    assert np.abs(clone([images, masks]).numpy() - eager.numpy()).max() < 1e-6
+    assert (clone.rtol, clone.preconditioner) == (1e-6, "multigrid")
+    # Another preconditioner: equal up to the solver's tolerance.
+    assert np.abs(clone([images, masks]).numpy() - eager.numpy()).max() < 1e-4
     assert isinstance(clone, keras.layers.Layer)
 
 
@@ -164,6 +171,8 @@ def test_bad_inputs_raise_clear_errors():
         solve(image, mask, max_iterations=0)
     with pytest.raises(ValueError, match="floating point"):
         solve(image.astype(np.int32), mask)
+    with pytest.raises(ValueError, match="preconditioner must be"):
+        solve(image, mask, preconditioner="ilu")
 
 
 def test_mirrored_strategy_matches_one_device():

@@ -27,12 +27,23 @@ the unknowns U = {i : c_i < 1} then solve
 whose matrix is symmetric, and positive definite as soon as one pixel has
 c_i > 0 (the grid is connected). For a binary mask W = 0 and this is exactly
 the reduced system of `baselines.diffusion`. It is solved by conjugate
-gradients with the Jacobi preconditioner diag(w_i + degree_i), which leaves CG
-unchanged for binary masks (the degree is 4 but at the border) and absorbs the
-large w_i of confidences close to 1. Every image and channel is its own CG
-column with its own step sizes; a column stops once its residual has dropped
-to ``rtol`` times the norm of its right-hand side (`baselines.diffusion.CG_RTOL`
-by default, the paper's setting), the loop once all columns have. Both norms
+gradients with one of two preconditioners:
+
+* ``"jacobi"`` (default): diag(w_i + degree_i), which leaves CG unchanged for
+  binary masks (the degree is 4 but at the border) and absorbs the large w_i
+  of confidences close to 1; compiled with XLA;
+* ``"multigrid"``: one symmetric V-cycle (damped Jacobi before and after) of
+  an aggregation multigrid: 2x2 blocks of unknown pixels form the coarse
+  unknowns, with the Galerkin coarse operators P^T L P (again a diagonal plus
+  a weighted grid Laplacian) down to sides of 4. The V-cycle is symmetric
+  positive definite, so CG stays CG; it needs 5-8x fewer iterations than
+  Jacobi, at several times the cost per iteration, and pays for sparse
+  masks and large images (docs/learned-masks.md has the measurements).
+
+Every image and channel is its own CG column with its own step sizes; a
+column stops once its residual has dropped to ``rtol`` times the norm of its
+right-hand side (`baselines.diffusion.CG_RTOL` by default, the paper's
+setting), the loop once all columns have. Both norms
 are taken in the rows of M(c) u = c f (the symmetrised rows times 1 - c), so
 confidences close to 1, whose rows carry a factor 1 / (1 - c), do not
 dominate the test; for binary masks this is the plain relative residual of
@@ -71,6 +82,7 @@ from wgimask.baselines.diffusion import CG_RTOL
 
 __all__ = [
     "CG_RTOL",
+    "PRECONDITIONERS",
     "DiffusionInpainting",
     "DiffusionSolution",
     "diffusion_inpaint",
@@ -154,7 +166,132 @@ def _system(c) -> _System:
     return _System(unknown, known, weight, diagonal, row_scale, degree, has_data)
 
 
-def _conjugate_gradients(system: _System, b, x0, rtol, max_iterations, row_scale):
+class _Level(NamedTuple):
+    """One level of the multigrid preconditioner: s x + weighted Laplacian.
+
+    The operator is (L x)_i = s_i x_i + sum_j e_ij (x_i - x_j) over the grid
+    edges, on the active pixels (``active`` = 1); inactive pixels keep x = 0.
+    """
+
+    active: tf.Tensor  # (B, 1, h, w)
+    diagonal_term: tf.Tensor  # s, (B, 1, h, w), 0 where inactive
+    across: tf.Tensor  # e of the edges (y, x)-(y, x+1), (B, 1, h, w - 1)
+    down: tf.Tensor  # e of the edges (y, x)-(y+1, x), (B, 1, h - 1, w)
+    inverse_diagonal: tf.Tensor  # active / (s + sum of incident e)
+
+    def apply(self, x):
+        flux_x = self.across * (x[..., 1:] - x[..., :-1])
+        flux_y = self.down * (x[:, :, 1:] - x[:, :, :-1])
+        zero_x = tf.zeros_like(x[..., :1])
+        zero_y = tf.zeros_like(x[:, :, :1])
+        return self.active * (
+            self.diagonal_term * x
+            - tf.concat([flux_x, zero_x], axis=3)
+            + tf.concat([zero_x, flux_x], axis=3)
+            - tf.concat([flux_y, zero_y], axis=2)
+            + tf.concat([zero_y, flux_y], axis=2)
+        )
+
+
+def _level(active, diagonal_term, across, down) -> _Level:
+    zero_x = tf.zeros_like(active[..., :1])
+    zero_y = tf.zeros_like(active[:, :, :1])
+    incident = (
+        tf.concat([across, zero_x], axis=3)
+        + tf.concat([zero_x, across], axis=3)
+        + tf.concat([down, zero_y], axis=2)
+        + tf.concat([zero_y, down], axis=2)
+    )
+    diagonal = diagonal_term + incident
+    inverse = tf.where(active > 0, 1.0 / tf.where(diagonal > 0, diagonal, 1.0), 0.0)
+    return _Level(active, diagonal_term, across, down, inverse)
+
+
+def _pad_even(x):
+    """Pads the last two axes to even sizes with zeros (inactive pixels)."""
+    return tf.pad(x, [[0, 0], [0, 0], [0, x.shape[2] % 2], [0, x.shape[3] % 2]])
+
+
+def _blocks(x):
+    """(B, C, h, w) with even h, w -> (B, C, h/2, 2, w/2, 2) (2x2 blocks)."""
+    b, c, h, w = (tf.shape(x)[0], x.shape[1], x.shape[2], x.shape[3])
+    return tf.reshape(x, (b, c, h // 2, 2, w // 2, 2))
+
+
+def _restrict(x):
+    """Sum over 2x2 blocks (P^T for piecewise-constant P), odd sides padded."""
+    return tf.reduce_sum(_blocks(_pad_even(x)), axis=(3, 5))
+
+
+def _prolong(x, height: int, width: int):
+    """Each coarse value on its 2x2 block (P), cropped to height x width."""
+    b, c, h, w = (tf.shape(x)[0], x.shape[1], x.shape[2], x.shape[3])
+    up = tf.broadcast_to(x[:, :, :, None, :, None], (b, c, h, 2, w, 2))
+    return tf.reshape(up, (b, c, 2 * h, 2 * w))[:, :, :height, :width]
+
+
+def _coarsen(level: _Level) -> _Level:
+    """Galerkin coarse level P^T L P for 2x2 aggregates, P = active indicator."""
+    active = _pad_even(level.active)
+    h, w = active.shape[2], active.shape[3]
+    # Edges inside an aggregate cancel (x is constant on it); the others add
+    # up. Padded to h x w, the edge (y, x)-(y, x+1) sits at (y, x); the edges
+    # between aggregates leave odd columns (rows for the vertical ones).
+    across = tf.pad(
+        level.across,
+        [
+            [0, 0],
+            [0, 0],
+            [0, h - level.across.shape[2]],
+            [0, w - level.across.shape[3]],
+        ],
+    )
+    down = tf.pad(
+        level.down,
+        [[0, 0], [0, 0], [0, h - level.down.shape[2]], [0, w - level.down.shape[3]]],
+    )
+    coarse_across = tf.reduce_sum(_blocks(across)[..., 1], axis=3)[..., :-1]
+    coarse_down = tf.reduce_sum(_blocks(down)[:, :, :, 1], axis=-1)[:, :, :-1]
+    coarse_active = tf.cast(_restrict(active) > 0, active.dtype)
+    return _level(
+        coarse_active, _restrict(level.diagonal_term), coarse_across, coarse_down
+    )
+
+
+def _multigrid_levels(system: _System, coarsest: int = 4) -> list[_Level]:
+    """The hierarchy of 2x2 aggregation levels, down to sides <= `coarsest`."""
+    unknown = system.unknown
+    # Fine level: (W + A_UU) = s + Laplacian of the unknown-unknown edges with
+    # s = w + number of known neighbours.
+    pair_x = unknown[..., 1:] * unknown[..., :-1]
+    pair_y = unknown[:, :, 1:] * unknown[:, :, :-1]
+    known_neighbours = _neighbour_sum(system.known) * unknown
+    levels = [
+        _level(unknown, (system.weight + known_neighbours) * unknown, pair_x, pair_y)
+    ]
+    while max(levels[-1].active.shape[2], levels[-1].active.shape[3]) > coarsest:
+        levels.append(_coarsen(levels[-1]))
+    return levels
+
+
+def _v_cycle(levels, r, index=0, omega=2.0 / 3.0):
+    """Symmetric V-cycle from zero: one damped Jacobi sweep before and after."""
+    level = levels[index]
+    if index == len(levels) - 1:
+        return level.inverse_diagonal * r
+    x = omega * level.inverse_diagonal * r
+    coarse_r = _restrict(r - level.apply(x))
+    correction = _v_cycle(levels, coarse_r, index + 1, omega)
+    x = x + level.active * _prolong(correction, r.shape[2], r.shape[3])
+    return x + omega * level.inverse_diagonal * (r - level.apply(x))
+
+
+PRECONDITIONERS = ("multigrid", "jacobi")
+
+
+def _conjugate_gradients(
+    system: _System, b, x0, rtol, max_iterations, row_scale, preconditioner
+):
     """Jacobi-preconditioned CG on every (image, channel) column at once.
 
     Args:
@@ -169,13 +306,24 @@ def _conjugate_gradients(system: _System, b, x0, rtol, max_iterations, row_scale
     Returns:
         (x, iterations, relative residual (B, C)).
     """
-    inverse_diagonal = system.unknown / system.diagonal
+    if preconditioner == "multigrid":
+        levels = _multigrid_levels(system)
+
+        def precondition(r):
+            return _v_cycle(levels, r)
+
+    else:
+        inverse_diagonal = system.unknown / system.diagonal
+
+        def precondition(r):
+            return r * inverse_diagonal
+
     scale2 = tf.square(row_scale)
     b_norm2 = _sum_hw(scale2 * b * b)
     # A column with b = 0 has the solution 0 whatever the start.
     x0 = tf.where(b_norm2 > 0, x0, tf.zeros_like(x0))
     r = b - system.apply(x0)
-    z = r * inverse_diagonal
+    z = precondition(r)
     tolerance2 = tf.square(rtol) * b_norm2
     zero = tf.zeros_like(b_norm2)
 
@@ -190,7 +338,7 @@ def _conjugate_gradients(system: _System, b, x0, rtol, max_iterations, row_scale
         alpha = tf.where(ok, rz / tf.where(ok, pap, 1.0), zero)
         x = x + alpha * p
         r = r - alpha * ap
-        z = r * inverse_diagonal
+        z = precondition(r)
         rz_new = _sum_hw(r * z)
         ok = tf.logical_and(active, rz > 0)
         beta = tf.where(ok, rz_new / tf.where(ok, rz, 1.0), zero)
@@ -206,7 +354,7 @@ def _conjugate_gradients(system: _System, b, x0, rtol, max_iterations, row_scale
     return x, i, relative[:, :, 0, 0]
 
 
-def _forward(f, c, x0, rtol, max_iterations):
+def _forward(f, c, x0, rtol, max_iterations, preconditioner):
     """Solves M(c) u = c f; channels-first f, x0 (B, C, H, W), c (B, 1, H, W)."""
     system = _system(c)
     known_values = system.known * f
@@ -216,19 +364,31 @@ def _forward(f, c, x0, rtol, max_iterations):
     # i.e. times 1 - c: the symmetrised rows of confidences close to 1 carry
     # a factor 1 / (1 - c) that would otherwise dominate both norms.
     x, iterations, residual = _conjugate_gradients(
-        system, b, system.unknown * x0, rtol, max_iterations, system.row_scale
+        system,
+        b,
+        system.unknown * x0,
+        rtol,
+        max_iterations,
+        system.row_scale,
+        preconditioner,
     )
     return known_values + x, iterations, residual
 
 
-def _backward(f, c, u, g, rtol, max_iterations):
+def _backward(f, c, u, g, rtol, max_iterations, preconditioner):
     """(dL/df, dL/dc) from g = dL/du by one adjoint solve; channels-first."""
     system = _system(c)
     b = system.unknown * g * system.has_data
     # With mu = (1 - c) lambda, M(c)^T lambda = g is (W + A) mu = g on U, mu = 0
     # on K; its rows are those of M(c)^T lambda = g, so no row scaling.
     mu, _, _ = _conjugate_gradients(
-        system, b, tf.zeros_like(b), rtol, max_iterations, system.unknown
+        system,
+        b,
+        tf.zeros_like(b),
+        rtol,
+        max_iterations,
+        system.unknown,
+        preconditioner,
     )
     lam = system.unknown * mu / tf.where(c < 1.0, 1.0 - c, 1.0) + system.known * (
         g - _laplacian(mu, system.degree)
@@ -238,10 +398,20 @@ def _backward(f, c, u, g, rtol, max_iterations):
     return c * lam, d_mask * system.has_data
 
 
-# XLA fuses the loop body into a few kernels, faster on the CPU than the
-# op-by-op loop (docs/learned-masks.md). reduce_retracing: batch sizes vary.
-_forward_compiled = tf.function(_forward, jit_compile=True, reduce_retracing=True)
-_backward_compiled = tf.function(_backward, jit_compile=True, reduce_retracing=True)
+# Compiled solves (the graph is built once per image size and preconditioner).
+# XLA fuses the Jacobi loop body into a few kernels, faster on the CPU than the
+# op-by-op loop; the multigrid V-cycle compiles to slower code than TensorFlow's
+# own kernels run (docs/learned-masks.md), so it runs without XLA by default.
+_SOLVES = {
+    True: (
+        tf.function(_forward, jit_compile=True),
+        tf.function(_backward, jit_compile=True),
+    ),
+    False: (
+        tf.function(_forward, jit_compile=False),
+        tf.function(_backward, jit_compile=False),
+    ),
+}
 
 
 def _as_inputs(image, mask, initial):
@@ -317,15 +487,22 @@ def _channels_last(x):
     return tf.transpose(x, (0, 2, 3, 1))
 
 
-def _prepare(image, mask, rtol, max_iterations, initial, jit_compile):
+def _check_preconditioner(preconditioner: str) -> str:
+    if preconditioner not in PRECONDITIONERS:
+        raise ValueError(
+            f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}"
+        )
+    return preconditioner
+
+
+def _prepare(image, mask, rtol, max_iterations, initial, preconditioner, jit_compile):
     f, c, x0 = _as_inputs(image, mask, initial)
     rtol = tf.constant(_check_rtol(rtol), f.dtype)
     limit = _iteration_limit(f, _check_max_iterations(max_iterations))
-    forward, backward = (
-        (_forward_compiled, _backward_compiled)
-        if jit_compile
-        else (_forward, _backward)
-    )
+    _check_preconditioner(preconditioner)
+    if jit_compile is None:
+        jit_compile = preconditioner == "jacobi"
+    forward, backward = _SOLVES[bool(jit_compile)]
     return f, c, x0, rtol, limit, forward, backward
 
 
@@ -336,7 +513,8 @@ def solve(
     rtol: float = CG_RTOL,
     max_iterations: int | None = None,
     initial=None,
-    jit_compile: bool = True,
+    preconditioner: str = "jacobi",
+    jit_compile: bool | None = None,
 ) -> DiffusionSolution:
     """Homogeneous diffusion inpainting with solver statistics, no gradient.
 
@@ -349,8 +527,12 @@ def solve(
         initial: Optional (B, H, W, C) start (warm start), for example the
             previous step's inpainting; only its values at pixels with c < 1
             are used.
-        jit_compile: Compile the solver with XLA (default, faster); False
-            runs TensorFlow's kernels op by op.
+        preconditioner: ``"jacobi"`` (default) or ``"multigrid"`` (one
+            symmetric V-cycle of 2x2 aggregation multigrid per CG iteration:
+            5-8x fewer iterations, each dearer; it pays for sparse masks and
+            large images, see docs/learned-masks.md).
+        jit_compile: Compile the solver with XLA; None (default) does so for
+            the Jacobi preconditioner only (the faster choice for each).
 
     Returns:
         A `DiffusionSolution`.
@@ -360,7 +542,7 @@ def solve(
             `rtol` or `max_iterations`.
     """
     f, c, x0, rtol, limit, forward, _ = _prepare(
-        image, mask, rtol, max_iterations, initial, jit_compile
+        image, mask, rtol, max_iterations, initial, preconditioner, jit_compile
     )
     c = tf.clip_by_value(c, 0.0, 1.0)
     u, iterations, residual = forward(
@@ -369,6 +551,7 @@ def solve(
         _channels_first(x0),
         rtol,
         limit,
+        preconditioner,
     )
     return DiffusionSolution(_channels_last(u), iterations, residual)
 
@@ -380,7 +563,8 @@ def diffusion_inpaint(
     rtol: float = CG_RTOL,
     max_iterations: int | None = None,
     initial=None,
-    jit_compile: bool = True,
+    preconditioner: str = "jacobi",
+    jit_compile: bool | None = None,
 ):
     """Differentiable homogeneous diffusion inpainting of a batch.
 
@@ -398,8 +582,10 @@ def diffusion_inpaint(
         max_iterations: CG iteration limit per solve; default 20 (H + W) + 100.
         initial: Optional (B, H, W, C) warm start of the forward solve (no
             gradient flows into it).
-        jit_compile: Compile both solves with XLA (default); False runs
-            TensorFlow's kernels op by op.
+        preconditioner: ``"jacobi"`` (default) or ``"multigrid"``, as for
+            `solve`; the adjoint solve uses the same.
+        jit_compile: Compile both solves with XLA; None (default) does so for
+            the Jacobi preconditioner only.
 
     Returns:
         The (B, H, W, C) inpainting u, float64 if image or mask is float64,
@@ -410,7 +596,7 @@ def diffusion_inpaint(
             `rtol` or `max_iterations`.
     """
     f, c_raw, x0, rtol, limit, forward, backward = _prepare(
-        image, mask, rtol, max_iterations, initial, jit_compile
+        image, mask, rtol, max_iterations, initial, preconditioner, jit_compile
     )
 
     @tf.custom_gradient
@@ -419,11 +605,11 @@ def diffusion_inpaint(
         # needed from the solves themselves.
         f = _channels_first(tf.stop_gradient(f))
         c = _channels_first(tf.stop_gradient(tf.clip_by_value(c_raw, 0.0, 1.0)))
-        u, _, _ = forward(f, c, _channels_first(x0), rtol, limit)
+        u, _, _ = forward(f, c, _channels_first(x0), rtol, limit, preconditioner)
 
         def grad(upstream):
             g = _channels_first(tf.cast(upstream, u.dtype))
-            d_image, d_mask = backward(f, c, u, g, rtol, limit)
+            d_image, d_mask = backward(f, c, u, g, rtol, limit, preconditioner)
             # The mask's gradient passes the clipping unchanged.
             return _channels_last(d_image), _channels_last(d_mask)
 
@@ -442,23 +628,33 @@ class DiffusionInpainting(keras.layers.Layer):
     Args:
         rtol: Relative residual of the forward and adjoint CG solves.
         max_iterations: CG iteration limit, None for the default.
+        preconditioner: ``"jacobi"`` or ``"multigrid"`` (see `solve`).
         **kwargs: Base layer arguments.
 
     Raises:
-        ValueError: For a bad `rtol` or `max_iterations`.
+        ValueError: For a bad `rtol`, `max_iterations` or `preconditioner`.
     """
 
     def __init__(
-        self, rtol: float = CG_RTOL, max_iterations: int | None = None, **kwargs
+        self,
+        rtol: float = CG_RTOL,
+        max_iterations: int | None = None,
+        preconditioner: str = "jacobi",
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.rtol = _check_rtol(rtol)
         self.max_iterations = _check_max_iterations(max_iterations)
+        self.preconditioner = _check_preconditioner(preconditioner)
 
     def call(self, inputs):
         image, mask = inputs
         u = diffusion_inpaint(
-            image, mask, rtol=self.rtol, max_iterations=self.max_iterations
+            image,
+            mask,
+            rtol=self.rtol,
+            max_iterations=self.max_iterations,
+            preconditioner=self.preconditioner,
         )
         return tf.cast(u, image.dtype)
 
@@ -470,4 +666,5 @@ class DiffusionInpainting(keras.layers.Layer):
             **super().get_config(),
             "rtol": self.rtol,
             "max_iterations": self.max_iterations,
+            "preconditioner": self.preconditioner,
         }
