@@ -35,6 +35,9 @@ import tensorflow as tf
 BAYER_SIZE = 64
 #: Clamp-and-rescale passes of `normalise_density`.
 NORMALISE_PASSES = 6
+# The paper's operators (Table 1): all hard rounding at inference (the names
+# of `wgimask.blocks.PAPER_BINARISATION_OPERATORS`, which imports this module).
+_PAPER_OPERATORS = ("hard_rounding", "additive_noise", "stochastic_rounding")
 # Added to the importance so that an all-zero map normalises to a constant.
 _EPSILON = 1e-6
 
@@ -162,3 +165,42 @@ def dither_mask(importance, density, offsets=None):
     thresholds = dither_thresholds(shape[0], shape[1], shape[2], offsets, p.dtype)
     hard = exact_count_mask(p - thresholds, point_count(density, shape[1], shape[2]))
     return p + tf.stop_gradient(hard - p)
+
+
+def binarise_confidence(confidence, binarisation: str = "hard_rounding", density=None):
+    """The inference-time mask of a mask generator's confidence map.
+
+    What `wgimask.networks.MaskGenerator` returns with ``training=False`` for
+    its binarisation operator: hard rounding floor(c + 0.5) for the paper's
+    operators (their random perturbations are training-only), the phase-0
+    ordered dither with exactly round(D N) points for ``ordered_dither``.
+    Inference code that has only a confidence map (the ``mask_gan`` export's
+    ``confidence`` output, say) calls this to get the exact-density mask.
+
+    Args:
+        confidence: (B, H, W, 1) confidence c in [0, 1].
+        binarisation: A `wgimask.blocks.BINARISATION_OPERATORS` name (the
+            ``binarisation`` of the mask generator's config).
+        density: Target density D in (0, 1); needed for ``ordered_dither``.
+
+    Returns:
+        (B, H, W, 1) float32 binary mask.
+
+    Raises:
+        ValueError: For an unknown operator, or ``ordered_dither`` without a
+            density in (0, 1).
+    """
+    confidence = tf.cast(tf.convert_to_tensor(confidence), tf.float32)
+    if binarisation == "ordered_dither":
+        if not (isinstance(density, (int, float)) and 0.0 < density < 1.0):
+            raise ValueError(
+                "density must be a number in (0, 1) for the ordered_dither "
+                f"binarisation, received {density!r}"
+            )
+        return tf.stop_gradient(dither_mask(confidence, density))
+    if binarisation not in _PAPER_OPERATORS:
+        raise ValueError(
+            f"binarisation must be one of {(*_PAPER_OPERATORS, 'ordered_dither')}, "
+            f"received {binarisation!r}"
+        )
+    return tf.floor(confidence + 0.5)
