@@ -5,7 +5,7 @@
 # steps for every row.
 #
 #   bash recipes/ablation.sh                 # all rows, PARALLEL at a time
-#   STEPS=300 PARALLEL=2 bash recipes/ablation.sh
+#   STEPS=300 PARALLEL=2 RUNS=runs/ablation-300 bash recipes/ablation.sh
 #   ROWS="recipe best" bash recipes/ablation.sh
 #   python recipes/ablation_table.py --runs=runs/ablation   # the table + curve
 #
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-STEPS=${STEPS:-250}
+STEPS=${STEPS:-200}
 EVALS=${EVALS:-10}   # validations per run (the points of the PSNR curve)
 PARALLEL=${PARALLEL:-3}
 RUNS=${RUNS:-runs/ablation}
