@@ -62,7 +62,8 @@ def read_run(folder: pathlib.Path) -> dict | None:
 def table(runs: list[dict]) -> str:
     lines = [
         "| row | steps | exported step | mg PSNR / SSIM | mg+hd PSNR / SSIM "
-        "| last: mg PSNR | last: mg+hd PSNR | density | wall s | CPU s |",
+        "| last: mg PSNR | last: mg+hd PSNR | density (exported / last) "
+        "| wall s | CPU s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
@@ -77,7 +78,7 @@ def table(runs: list[dict]) -> str:
         lines.append(
             f"| {run['name']} | {last['step']}/{run['total_steps']} | {best['step']} "
             f"| {mg} | {best['psnr_hd']:.2f} / {best['ssim_hd']:.3f} | {mg_last} "
-            f"| {last['psnr_hd']:.2f} | {best['density']:.4f} "
+            f"| {last['psnr_hd']:.2f} | {best['density']:.4f} / {last['density']:.4f} "
             f"| {last['train_seconds']:.0f} | {last['train_cpu_seconds']:.0f} |"
         )
     return "\n".join(lines)
