@@ -23,7 +23,7 @@ _entry.import_tensorflow_quietly()
 
 from absl import app, flags, logging  # noqa: E402
 
-from wgimask import training  # noqa: E402
+from wgimask import run_folder, training, warm_start  # noqa: E402
 
 _DEFAULTS = training.TrainingConfig()
 FLAGS = flags.FLAGS
@@ -33,7 +33,9 @@ flags.DEFINE_enum(
     "mode",
     _DEFAULTS.mode,
     training.MODES,
-    "joint: mask GAN; inpaint: inpainting WGAN on uniformly random masks.",
+    "joint: mask GAN; inpaint: inpainting WGAN on uniformly random masks; "
+    "mask: the mask generator alone against exact diffusion "
+    "(needs --mask_operator=diffusion).",
 )
 flags.DEFINE_string(
     "data_dir",
@@ -105,6 +107,41 @@ flags.DEFINE_enum(
     training.PRECISIONS,
     "Keras dtype policy; the mixed ones are for GPUs (float32 losses, mask, Eq. 1).",
 )
+# Not in the paper (docs/learned-masks.md); all off by default and in presets.
+flags.DEFINE_enum(
+    "mask_operator",
+    "generator",
+    ["generator", "diffusion"],
+    "Inpainting operator of the mask generator's loss (Eq. 4): generator (the "
+    "paper) or diffusion (exact homogeneous diffusion of its mask; g and d "
+    "still train on its masks).",
+)
+flags.DEFINE_enum(
+    "prefill",
+    "none",
+    ["none", "diffusion"],
+    "diffusion: g learns a residual on the diffusion inpainting of its mask.",
+)
+flags.DEFINE_enum(
+    "mask_prior",
+    "none",
+    ["none", "analytic"],
+    "analytic: the mask generator learns a correction of the analytic density.",
+)
+flags.DEFINE_float(
+    "prior_sigma", None, "Smoothing scale of the analytic prior (default: auto)."
+)
+flags.DEFINE_float(
+    "prior_exponent", None, "Exponent of the analytic prior (default: 0.75)."
+)
+flags.DEFINE_multi_string(
+    "init_from",
+    None,
+    "Warm start from an earlier run: RUN_DIR (every network it holds) or "
+    "NETWORK=RUN_DIR (generator, critic, mask_generator); repeatable. A run "
+    "folder (best, else latest checkpoint) or an export folder "
+    "(e.g. wgimask/pretrained/inpaint).",
+)
 flags.DEFINE_enum(
     "preset",
     None,
@@ -125,6 +162,15 @@ def config_from_flags() -> training.TrainingConfig:
     fields = {f.name for f in dataclasses.fields(training.TrainingConfig)}
     values = {name: FLAGS[name].value for name in fields if name in FLAGS}
     values["channels"] = 3 if FLAGS.color == "rgb" else 1
+    # The flags spell "off" as a word; the config holds None.
+    for name, off in (
+        ("mask_operator", "generator"),
+        ("prefill", "none"),
+        ("mask_prior", "none"),
+    ):
+        if values[name] == off:
+            values[name] = None
+    values["init_from"] = tuple(FLAGS.init_from) if FLAGS.init_from else None
     if FLAGS.preset:
         for name, value in training.PRESETS[FLAGS.preset].items():
             if not FLAGS[name].present:
@@ -159,7 +205,11 @@ def main(argv):
         sys.exit(f"train.py: --{message}")
     try:
         trainer = training.train(config, images=images, overwrite=FLAGS.overwrite)
-    except (training.run_folder.RunFolderError, training.NonFiniteError) as error:
+    except (
+        run_folder.RunFolderError,
+        training.NonFiniteError,
+        warm_start.WarmStartError,
+    ) as error:
         print(flush=True)  # end the progress bar's line
         sys.exit(f"train.py: {error}")
     if trainer.is_chief:

@@ -11,7 +11,12 @@ In one run it measures the machine's float32 matmul peak and, next to it:
   crop size;
 * the input pipeline of training alone (random crops of the embedded photos plus
   the per-batch noise), and how much faster it is than the training step
-  consumes images.
+  consumes images;
+* the exact diffusion operator (`wgimask.exact_diffusion.diffusion_inpaint`,
+  forward solve and adjoint solve of an L1 loss) on a training batch with
+  random masks at 5, 10 and 20 %, with either preconditioner, as a fraction
+  of the joint step of the shipped size (its cost when it is added to a
+  training step).
 
 Every figure is printed with its ratio to the matmul peak.
 
@@ -55,7 +60,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tensorflow as tf  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
-from wgimask import blocks, data, export  # noqa: E402
+from wgimask import blocks, data, exact_diffusion, export  # noqa: E402
 from wgimask.blocks import round_straight_through  # noqa: E402
 from wgimask.devices import cpu_description  # noqa: E402
 from wgimask.networks import (  # noqa: E402
@@ -231,6 +236,43 @@ def measure_training(model_size, image_size, batch, repeats, jit_compile, photos
     return train_s, pipeline_s
 
 
+#: Mask densities at which the exact diffusion operator is timed.
+DIFFUSION_DENSITIES = (0.05, 0.1, 0.2)
+
+
+def measure_exact_diffusion(
+    image_size, batch, density, repeats, photos, preconditioner="jacobi"
+):
+    """Seconds of one forward + backward pass of the exact diffusion operator.
+
+    The loss is the mean absolute error of the inpainting (as in Eq. 4), its
+    gradient taken with respect to the mask and the image.
+
+    Returns:
+        (seconds, CG iterations of the forward solve).
+    """
+    image = next(iter(data.training_dataset(photos, image_size, batch, seed=0)))
+    mask = data.random_masks(batch, image_size, image_size, density, [7, 8])
+
+    @tf.function
+    def forward_backward(image, mask):
+        with tf.GradientTape() as tape:
+            tape.watch([image, mask])
+            inpainted = exact_diffusion.diffusion_inpaint(
+                image, mask, preconditioner=preconditioner
+            )
+            loss = tf.reduce_mean(tf.abs(inpainted - image))
+        return loss, tape.gradient(loss, [image, mask])
+
+    def run():
+        float(forward_backward(image, mask)[0])
+
+    run()  # tracing and compilation
+    solution = exact_diffusion.solve(image, mask, preconditioner=preconditioner)
+    iterations = int(solution.iterations)
+    return _median_seconds(run, max(repeats, 3)), iterations
+
+
 def _line(result, peak):
     gflops = result["gflops"]
     ratio = "" if gflops is None else f"{gflops:8.1f} {gflops / peak:6.2f}"
@@ -397,6 +439,34 @@ def main(argv=None) -> dict:
         )
         peak.sample()
 
+    step = next(
+        (
+            r
+            for r in results
+            if r["what"] == "joint_training_step"
+            and r["model_size"] == args.shipped_size
+        ),
+        None,
+    )
+    for density, preconditioner in (
+        (d, p) for p in exact_diffusion.PRECONDITIONERS for d in DIFFUSION_DENSITIES
+    ):
+        seconds, iterations = measure_exact_diffusion(
+            TRAIN_IMAGE_SIZE, TRAIN_BATCH, density, repeats, photos, preconditioner
+        )
+        result = _record(
+            results,
+            f"diffusion_fb_{preconditioner[:2]}_{round(density * 100)}%",
+            None,
+            TRAIN_IMAGE_SIZE,
+            TRAIN_BATCH,
+            seconds,
+        )
+        result["cg_iterations"] = iterations
+        if step:
+            result["training_model_size"] = args.shipped_size
+            result["ratio_to_training_step"] = seconds / step["seconds"]
+
     matmul = peak.gflops
     for result in results:
         gflops = result["gflops"]
@@ -417,6 +487,14 @@ def main(argv=None) -> dict:
         if result["what"] == "input_pipeline":
             line += (
                 f"   {result['ratio_to_training_step']:.0f}x the "
+                f"{result['training_model_size']} training step"
+            )
+        elif result["what"].startswith("diffusion_fb") and (
+            "ratio_to_training_step" in result
+        ):
+            line += (
+                f"   {result['cg_iterations']} CG its, "
+                f"{result['ratio_to_training_step']:.2f} of the "
                 f"{result['training_model_size']} training step"
             )
         print(line)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wgimask import blocks
+from wgimask import blocks, dither
 from wgimask.blocks import (
     Binarization,
     DilatedConv2DTranspose,
@@ -221,6 +221,86 @@ def test_random_operators_round_at_inference():
 def test_binarization_rejects_unknown_operator():
     with pytest.raises(ValueError, match="received 'sign'"):
         Binarization("sign")
+    with pytest.raises(ValueError, match="density.*received None"):
+        Binarization("ordered_dither")
+    with pytest.raises(ValueError, match="received 1.5"):
+        Binarization("ordered_dither", density=1.5)
+
+
+# --- Ordered dither with an exact count ---------------------------------------
+
+
+def test_bayer_matrix_holds_every_level_once():
+    matrix = dither.bayer_matrix(8)
+    np.testing.assert_array_equal(
+        np.sort((matrix * 64 - 0.5).round().ravel()), np.arange(64)
+    )
+    # Each 2x2 block holds one threshold from each quarter of the range.
+    quarters = np.floor(dither.bayer_matrix(8) * 4)
+    assert sorted(quarters[:2, :2].ravel()) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="power of two"):
+        dither.bayer_matrix(6)
+
+
+@pytest.mark.parametrize("density", [0.05, 0.1, 0.2])
+@pytest.mark.parametrize("training", [False, True])
+def test_ordered_dither_keeps_the_density_exactly(density, training):
+    layer = Binarization("ordered_dither", seed=1, density=density)
+    for c in (
+        tf.random.uniform((3, 24, 40, 1)),  # mixed
+        tf.ones((2, 24, 40, 1)),  # saturated: the notes' all-ones trap
+        tf.zeros((2, 24, 40, 1)),
+        tf.cast(tf.random.uniform((2, 24, 40, 1)) < 0.5, tf.float32),  # ties
+    ):
+        b = layer(c, training=training).numpy()
+        assert set(np.unique(b)) <= {0.0, 1.0}
+        np.testing.assert_array_equal(b.sum(axis=(1, 2, 3)), round(density * 960))
+
+
+def _min_distance(mask):
+    points = np.argwhere(mask)
+    diff = points[:, None, :] - points[None, :, :]
+    dist = np.sqrt((diff**2).sum(-1)) + np.eye(len(points)) * 1e9
+    return dist.min()
+
+
+def test_ordered_dither_spreads_points_and_follows_the_confidence():
+    layer = Binarization("ordered_dither", seed=2, density=1 / 16)
+    flat = layer(tf.fill((2, 32, 32, 1), 0.3), training=True).numpy()[..., 0]
+    # A constant density 1/16 is a lattice of spacing 4 at any phase.
+    for mask in flat:
+        assert _min_distance(mask) == 4.0
+    # A confidence nine times higher on the left gets about nine times the points.
+    c = np.full((1, 32, 32, 1), 0.05, np.float32)
+    c[:, :, :16] = 0.45
+    b = layer(tf.constant(c), training=False).numpy()
+    left, right = b[:, :, :16].sum(), b[:, :, 16:].sum()
+    assert 7 < left / right < 11
+
+
+def test_ordered_dither_phase_is_random_in_training_fixed_at_inference():
+    layer = Binarization("ordered_dither", seed=3, density=0.1)
+    c = tf.random.uniform((2, 16, 16, 1), seed=4)
+    assert not np.array_equal(layer(c, training=True), layer(c, training=True))
+    np.testing.assert_array_equal(layer(c, training=False), layer(c, training=False))
+    np.testing.assert_array_equal(layer(c, training=False), dither.dither_mask(c, 0.1))
+
+
+def test_ordered_dither_gradient_is_straight_through_the_normalisation():
+    layer = Binarization("ordered_dither", seed=5, density=0.1)
+    c = tf.random.uniform((2, 8, 8, 1), 0.2, 0.6)
+    upstream = tf.random.normal((2, 8, 8, 1))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(c)
+        loss = tf.reduce_sum(layer(c, training=True) * upstream)
+        reference = tf.reduce_sum(dither.normalise_density(c, 0.1) * upstream)
+    grad = tape.gradient(loss, c).numpy()
+    np.testing.assert_allclose(grad, tape.gradient(reference, c), atol=1e-6)
+    # Scaling the confidence changes nothing, so the gradient has no
+    # component along c: raising every confidence cannot raise the density.
+    per_image = (grad * c.numpy()).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(per_image, 0.0, atol=1e-4)
+    assert np.abs(grad).max() > 1e-3
 
 
 @pytest.mark.parametrize(
@@ -231,6 +311,7 @@ def test_binarization_rejects_unknown_operator():
         ParallelDilatedBlock(8, name="c"),
         FunnelBlock(4, padding="same", name="f"),
         Binarization("hard_rounding", name="b"),
+        Binarization("ordered_dither", density=0.1, name="d"),
     ],
     ids=lambda layer: type(layer).__name__,
 )

@@ -2,14 +2,20 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import photo_crop
 
+from wgimask.analytic_prior import analytic_importance
+from wgimask.baselines import inpaint as baseline_inpaint
 from wgimask.blocks import FrobeniusNormConstraint, reference_ops
+from wgimask.dither import normalise_density
+from wgimask.exact_diffusion import diffusion_inpaint
 from wgimask.losses import mask_density
 from wgimask.networks import (
     MODEL_SIZES,
     Critic,
     InpaintingGenerator,
     MaskGenerator,
+    analytic_dither_mask,
     draw_seed,
     forward_flops,
 )
@@ -135,6 +141,14 @@ def test_model_sizes_scale_channels():
         (lambda: MaskGenerator(16, 3, "huge"), "model_size"),
         (lambda: MaskGenerator(16, 3, "tiny", binarisation="sign"), "operator"),
         (lambda: Critic(None, 3, "tiny"), "fixed"),
+        (lambda: InpaintingGenerator(16, 3, "tiny", prefill="pde"), "prefill"),
+        (lambda: MaskGenerator(16, 3, "tiny", prior="log"), "prior"),
+        (lambda: MaskGenerator(16, 3, "tiny", prior="analytic"), "analytic prior"),
+        (
+            lambda: MaskGenerator(16, 3, "tiny", binarisation="ordered_dither"),
+            "ordered_dither",
+        ),
+        (lambda: MaskGenerator(16, 3, "tiny", density=2.0), "density"),
     ],
 )
 def test_invalid_arguments_are_rejected(make, match):
@@ -142,7 +156,16 @@ def test_invalid_arguments_are_rejected(make, match):
         make()
 
 
-@pytest.mark.parametrize("kind", ["generator", "mask_generator", "critic"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "generator",
+        "mask_generator",
+        "critic",
+        "prefilled_generator",
+        "prior_mask_generator",
+    ],
+)
 def test_networks_round_trip_through_keras_files(kind, tmp_path):
     image, mask = _batch((2, 16, 24, 3))
     if kind == "generator":
@@ -150,6 +173,14 @@ def test_networks_round_trip_through_keras_files(kind, tmp_path):
         inputs = {"known": image * mask, "mask": mask, "seed": draw_seed(image.shape)}
     elif kind == "mask_generator":
         model = MaskGenerator((16, 24), 3, "tiny", binarisation="stochastic_rounding")
+        inputs = {"image": image, "seed": draw_seed(image.shape)}
+    elif kind == "prefilled_generator":
+        model = InpaintingGenerator((16, 24), 3, "tiny", prefill="diffusion")
+        inputs = {"known": image * mask, "mask": mask, "seed": draw_seed(image.shape)}
+    elif kind == "prior_mask_generator":
+        model = MaskGenerator(
+            (16, 24), 3, "tiny", "ordered_dither", 0.1, "analytic", 1.5, 1.0
+        )
         inputs = {"image": image, "seed": draw_seed(image.shape)}
     else:
         model = Critic((16, 24), 3, "tiny")
@@ -194,3 +225,78 @@ def test_fused_networks_match_stock_ops(kind):
     for a, b in zip(fast, stock, strict=True):
         scale = max(float(tf.reduce_max(tf.abs(b))), 1e-6)
         assert float(tf.reduce_max(tf.abs(a - b))) <= 1e-5 * scale
+
+
+# --- Options not in the paper: prefill and analytic prior -----------------------
+
+
+def _photos(size):
+    return np.stack(
+        [photo_crop(name, size) for name in ("astronaut", "coffee")]
+    ).astype(np.float32)
+
+
+def test_prefilled_generator_returns_the_diffusion_inpainting_at_initialisation():
+    images = tf.constant(_photos(32))
+    mask = tf.cast(tf.random.uniform((2, 32, 32, 1), seed=3) < 0.1, tf.float32)
+    g = InpaintingGenerator(None, 3, "tiny", prefill="diffusion")
+    assert sorted(g.input) == ["known", "mask", "seed"]
+    known = images * mask
+    with tf.GradientTape() as tape:
+        tape.watch(mask)
+        u = g({"known": known, "mask": mask, "seed": draw_seed(images.shape, mask)})
+        loss = tf.reduce_mean(tf.abs(u - images))
+    np.testing.assert_array_equal(u, diffusion_inpaint(known, mask))
+    reference = [
+        baseline_inpaint(f, m[..., 0] > 0)
+        for f, m in zip(images.numpy(), mask.numpy(), strict=True)
+    ]
+    assert np.abs(u.numpy() - np.stack(reference)).max() < 1e-4
+    # The mask gets a gradient through the exact diffusion.
+    assert float(tf.reduce_max(tf.abs(tape.gradient(loss, mask)))) > 0
+    # The residual learns: its output layer gets a gradient.
+    with tf.GradientTape() as tape:
+        u = g({"known": known, "mask": mask, "seed": draw_seed(images.shape, mask)})
+        loss = tf.reduce_mean(tf.abs(u - images))
+    grads = tape.gradient(loss, g.get_layer("residual").trainable_weights)
+    assert all(float(tf.reduce_max(tf.abs(x))) > 0 for x in grads)
+
+
+@pytest.mark.parametrize("density", [0.05, 0.1, 0.2])
+def test_prior_mask_generator_returns_the_analytic_mask_at_initialisation(density):
+    images = tf.constant(_photos(32))
+    m = MaskGenerator(
+        None, 3, "tiny", "ordered_dither", density=density, prior="analytic"
+    )
+    inputs = {"image": images, "seed": draw_seed(images.shape)}
+    expected = analytic_dither_mask(images, density)
+    mask = m(inputs, training=False)
+    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(m.binarise(m.confidence_model()(inputs)), expected)
+    count = round(density * 32 * 32)
+    np.testing.assert_array_equal(mask.numpy().sum(axis=(1, 2, 3)), count)
+    # The confidence is the normalised analytic density, mean D.
+    confidence = m.confidence_model()(inputs)
+    sigma = 2.0 if density <= 0.05 else 1.0
+    np.testing.assert_allclose(
+        confidence,
+        normalise_density(analytic_importance(images, sigma, 0.75), density),
+        atol=1e-6,
+    )
+    # Training: random dither phase, still exact counts, gradient to the
+    # correction layer.
+    with tf.GradientTape() as tape:
+        b = m(inputs, training=True)
+        loss = tf.reduce_sum(b * tf.random.normal(b.shape))
+    np.testing.assert_array_equal(b.numpy().sum(axis=(1, 2, 3)), count)
+    grads = tape.gradient(loss, m.get_layer("correction").trainable_weights)
+    assert all(float(tf.reduce_max(tf.abs(x))) > 0 for x in grads)
+
+
+def test_prior_mask_generator_prefers_edges():
+    """The analytic mask puts more points on the textured half of an image."""
+    rng = np.random.default_rng(0)
+    image = np.full((1, 32, 32, 3), 0.5, np.float32)
+    image[:, :, 16:] = rng.uniform(size=(1, 32, 16, 3))
+    mask = analytic_dither_mask(tf.constant(image), 0.1).numpy()
+    assert mask[:, :, 16:].sum() > 3 * mask[:, :, :16].sum()

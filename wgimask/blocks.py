@@ -4,7 +4,8 @@ The generator blocks follow the inpainting WGAN of Vasata et al. (2021) on which
 the paper builds (Sec. 2, Fig. 1(b)-(d)): three parallel 5x5 convolutions with
 dilation rates 2, 5 and 1 whose ELU outputs are concatenated (CBlock), the same
 with transposed convolutions (TCBlock), and the critic's funnel block (FBlock).
-The binarisation operators are those of the paper's Table 1.
+The binarisation operators are those of the paper's Table 1, plus an ordered
+dither with an exact point count (`wgimask.dither`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from wgimask import dither
+
 PACKAGE = "wgimask"
 
 # Order of the three parallel branches and their share of the output channels,
@@ -24,7 +27,14 @@ PACKAGE = "wgimask"
 BRANCH_DILATIONS = (2, 5, 1)
 BRANCH_SHARES = (1, 1, 2)
 
-BINARISATION_OPERATORS = ("hard_rounding", "additive_noise", "stochastic_rounding")
+#: The paper's binarisation operators (Table 1).
+PAPER_BINARISATION_OPERATORS = (
+    "hard_rounding",
+    "additive_noise",
+    "stochastic_rounding",
+)
+#: All operators: the paper's and an ordered dither with an exact point count.
+BINARISATION_OPERATORS = (*PAPER_BINARISATION_OPERATORS, "ordered_dither")
 
 # Largest number of values of the shifted-gradient matrix that the kernel
 # gradient builds at once (64 MiB in float32); larger batches are split.
@@ -682,29 +692,45 @@ def _add_straight_through(x, perturbation):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Binarization(keras.layers.Layer):
-    """Quantisation of a confidence map c in [0, 1] to a mask (paper, Table 1).
+    """Quantisation of a confidence map c in [0, 1] to a mask.
 
-    Operators, all with the identity as backward pass (straight-through):
+    The paper's operators (Table 1), all with the identity as backward pass
+    (straight-through):
       * ``hard_rounding`` (the paper's choice): b = floor(c + 0.5);
       * ``additive_noise``: b = c + eps, eps ~ U[0, 0.5] (not binary);
       * ``stochastic_rounding``: b = floor(c) + 1 with probability c - floor(c),
         else floor(c).
 
     The two random operators are training-time perturbations (Theis et al.): with
-    ``training=False`` every operator uses hard rounding, so inference always
-    yields a binary mask.
+    ``training=False`` every paper operator uses hard rounding, so inference
+    always yields a binary mask.
+
+    Not in the paper:
+      * ``ordered_dither``: c is rescaled to a density of mean D and dithered
+        against a Bayer pattern to exactly round(D N) points
+        (`wgimask.dither.dither_mask`); straight-through to the rescaled
+        density. In training the pattern's phase is random per image and call
+        (a fixed pattern can be gamed); at inference it is phase 0, so masks
+        are deterministic. Needs ``density``.
 
     Args:
         operator: One of `BINARISATION_OPERATORS`.
         seed: Seed of the random operators.
+        density: Target density D in (0, 1) of ``ordered_dither``; ignored
+            (may be None) for the paper's operators.
         **kwargs: Base layer arguments.
 
     Raises:
-        ValueError: For an unknown operator.
+        ValueError: For an unknown operator, or ``ordered_dither`` without a
+            density in (0, 1).
     """
 
     def __init__(
-        self, operator: str = "hard_rounding", seed: int | None = None, **kwargs
+        self,
+        operator: str = "hard_rounding",
+        seed: int | None = None,
+        density: float | None = None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if operator not in BINARISATION_OPERATORS:
@@ -712,11 +738,30 @@ class Binarization(keras.layers.Layer):
                 f"`operator` must be one of {BINARISATION_OPERATORS}, "
                 f"received {operator!r}."
             )
+        if operator == "ordered_dither" and not (
+            isinstance(density, (int, float)) and 0.0 < density < 1.0
+        ):
+            raise ValueError(
+                "`density` must be a number in (0, 1) for the ordered_dither "
+                f"operator, received {density!r}."
+            )
         self.operator = operator
         self.seed = seed
+        self.density = None if density is None else float(density)
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
 
     def call(self, inputs, training=None):
+        if self.operator == "ordered_dither":
+            offsets = None
+            if training:
+                offsets = keras.random.randint(
+                    (ops.shape(inputs)[0], 2),
+                    0,
+                    dither.BAYER_SIZE,
+                    dtype="int32",
+                    seed=self.seed_generator,
+                )
+            return dither.dither_mask(inputs, self.density, offsets)
         if not training or self.operator == "hard_rounding":
             return round_straight_through(inputs)
         noise = keras.random.uniform(
@@ -732,4 +777,59 @@ class Binarization(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "operator": self.operator, "seed": self.seed}
+        config = {**super().get_config(), "operator": self.operator, "seed": self.seed}
+        if self.density is not None:
+            config["density"] = self.density
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ClippedResidual(keras.layers.Layer):
+    """``[base, residual] -> clip(base + residual, 0, 1)``.
+
+    The output of a generator that learns a residual on a prefilled image
+    (`wgimask.networks.InpaintingGenerator` with ``prefill``): with a zero
+    residual it returns the base image unchanged (values in [0, 1]).
+    """
+
+    def call(self, inputs):
+        base, residual = inputs
+        return ops.clip(base + residual, 0.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PriorConfidence(keras.layers.Layer):
+    """``[prior, correction] -> normalise_density(prior * exp(correction), D)``.
+
+    The confidence of a mask generator that learns a multiplicative (log-space)
+    correction of a prior density: a zero correction gives the prior, rescaled
+    to mean D with values in [0, 1] (`wgimask.dither.normalise_density`).
+    The correction is clipped to [-20, 20] so exp cannot overflow.
+
+    Args:
+        density: Target density D in (0, 1).
+        **kwargs: Base layer arguments.
+
+    Raises:
+        ValueError: If `density` is not a number in (0, 1).
+    """
+
+    def __init__(self, density: float, **kwargs):
+        super().__init__(**kwargs)
+        if not (isinstance(density, (int, float)) and 0.0 < density < 1.0):
+            raise ValueError(f"`density` must be in (0, 1), received {density!r}.")
+        self.density = float(density)
+
+    def call(self, inputs):
+        prior, correction = inputs
+        weight = ops.exp(ops.clip(correction, -20.0, 20.0))
+        return dither.normalise_density(prior * weight, self.density)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "density": self.density}

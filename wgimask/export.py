@@ -40,7 +40,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from wgimask.blocks import round_straight_through
+from wgimask.dither import binarise_confidence
 from wgimask.networks import (
     DOWNSAMPLING,
     InpaintingGenerator,
@@ -207,11 +207,14 @@ def serve_inpainter(
 
 
 def serve_mask_gan(
-    generator: keras.Model, confidence_model: keras.Model, image: tf.Tensor
+    generator: keras.Model,
+    confidence_model: keras.Model,
+    image: tf.Tensor,
+    binarise=None,
 ) -> dict[str, tf.Tensor]:
     """The ``mask_gan`` signature: checked input, any side of at least 8."""
     image = check_image(image, generator.channels)
-    result = mask_gan(generator, confidence_model, _pad_to_multiple(image))
+    result = mask_gan(generator, confidence_model, _pad_to_multiple(image), binarise)
     return {key: _crop_like(value, image) for key, value in result.items()}
 
 
@@ -254,7 +257,10 @@ def inpaint(generator: keras.Model, image: tf.Tensor, mask: tf.Tensor) -> tf.Ten
 
 
 def mask_gan(
-    generator: keras.Model, confidence_model: keras.Model, image: tf.Tensor
+    generator: keras.Model,
+    confidence_model: keras.Model,
+    image: tf.Tensor,
+    binarise=None,
 ) -> dict[str, tf.Tensor]:
     """Inference of the mask GAN: mask, confidence and inpainting.
 
@@ -263,14 +269,17 @@ def mask_gan(
         confidence_model: `MaskGenerator.confidence_model()` of the mask
             generator.
         image: (batch, height, width, channels) in [0, 1].
+        binarise: The mask generator's `MaskGenerator.binarise` (confidence ->
+            inference mask); None for hard rounding (the paper's operators at
+            inference). ``ordered_dither`` models need theirs: exactly
+            round(D N) points.
 
     Returns:
         Dict with ``mask``, ``confidence`` and ``inpainted``.
     """
     seed = draw_seed(tf.shape(image), seed=MASK_SEED)
     confidence = confidence_model({"image": image, "seed": seed}, training=False)
-    # The binarisation layer at inference: hard rounding.
-    mask = round_straight_through(confidence)
+    mask = binarise_confidence(confidence) if binarise is None else binarise(confidence)
     return {
         "mask": mask,
         "confidence": confidence,
@@ -308,7 +317,9 @@ def save_mask_gan(
     archive = keras.export.ExportArchive()  # no track(): see save_inpainter
     archive.add_endpoint(
         "serving_default",
-        lambda image: serve_mask_gan(generator, confidence_model, image),
+        lambda image: serve_mask_gan(
+            generator, confidence_model, image, mask_generator.binarise
+        ),
         input_signature=[_image_spec(generator.channels, "image")],
     )
     archive.write_out(str(path), verbose=False)

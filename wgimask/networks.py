@@ -8,6 +8,16 @@
 
 Channel counts are the reference's times the width of a named model size
 (`MODEL_SIZES`); "paper" is the reference itself.
+
+Two options that are not in the paper (off by default, docs/learned-masks.md):
+
+* ``InpaintingGenerator(prefill="diffusion")``: g also receives the exact
+  homogeneous diffusion inpainting of its mask and learns a residual on it,
+  zero at initialisation, so an untrained g returns the diffusion inpainting;
+* ``MaskGenerator(prior="analytic", density=D)``: m learns a log-space
+  correction of the analytic density (Belhachmi et al.), zero at
+  initialisation, so an untrained m returns the analytic density's mask under
+  its binarisation.
 """
 
 from __future__ import annotations
@@ -17,16 +27,20 @@ import math
 import keras
 import tensorflow as tf
 
+from wgimask.analytic_prior import DEFAULT_EXPONENT, AnalyticDensity, auto_sigma
 from wgimask.blocks import (
     PACKAGE,
     Binarization,
+    ClippedResidual,
     DilatedConv2DTranspose,
     FrobeniusNormConstraint,
     FunnelBlock,
     InpaintingConstraint,
     ParallelDilatedBlock,
+    PriorConfidence,
     hard_sigmoid,
 )
+from wgimask.exact_diffusion import DiffusionInpainting
 
 # Width factor of each model size relative to the reference channel counts.
 MODEL_SIZES = {"paper": 1.0, "medium": 0.5, "small": 0.25, "tiny": 0.125}
@@ -40,6 +54,24 @@ HEAD_CHANNELS = 8
 DOWNSAMPLING = 8
 # Standard deviation of the generators' random seed input (reference: N(0, 0.1)).
 SEED_STDDEV = 0.1
+#: Prefill options of the inpainting generator (None = the paper's g).
+PREFILLS = (None, "diffusion")
+#: Prior options of the mask generator (None = the paper's m).
+MASK_PRIORS = (None, "analytic")
+
+
+def _check_density(density, needed_for: str | None):
+    """Returns the density as a float (None if not given and not needed)."""
+    if density is None and needed_for is None:
+        return None
+    if isinstance(density, bool) or not (
+        isinstance(density, (int, float)) and 0.0 < density < 1.0
+    ):
+        raise ValueError(
+            f"`density` must be a number in (0, 1)"
+            f"{f' for {needed_for}' if needed_for else ''}, received {density!r}."
+        )
+    return float(density)
 
 
 def _width(model_size: str) -> float:
@@ -137,35 +169,70 @@ class InpaintingGenerator(_Network):
     zero where unknown), ``mask`` (1 channel, 1 = known) and ``seed`` (random,
     see `draw_seed`). Output: u = (1 - c) g + C f, so known pixels equal f.
 
+    With ``prefill="diffusion"`` (not in the paper) the network first computes
+    the exact homogeneous diffusion inpainting v of ``known`` from ``mask``
+    (`wgimask.exact_diffusion`, layer ``diffusion``), takes it as a fourth
+    input channel group of the hourglass, and outputs clip(v + r, 0, 1) where
+    the residual r comes from a 3x3 output layer with zero initial weights
+    (layer ``residual``): an untrained g returns exactly v. The inputs (and
+    hence exported signatures) are those of the paper's g; the first block
+    has C more input channels, so its weights do not load into the paper's
+    g and back. Gradients reach the mask through v (implicit
+    differentiation).
+
     Args:
         image_size: Side (int) or (height, width), multiples of 8; None accepts
             any such size (the network is fully convolutional).
         channels: 3 for colour, 1 for grey.
         model_size: A key of `MODEL_SIZES`; "paper" has about 11.5 M parameters.
+        prefill: One of `PREFILLS`: None (the paper) or "diffusion".
         **kwargs: `keras.Model` arguments such as `name`.
 
     Raises:
-        ValueError: For an invalid size, channel count or model size.
+        ValueError: For an invalid size, channel count, model size or prefill.
     """
+
+    _config_fields = (*_Network._config_fields, "prefill")
 
     def __init__(
         self,
         image_size=None,
         channels: int = 3,
         model_size: str = "paper",
+        prefill: str | None = None,
         **kwargs,
     ):
         shape = _image_shape(image_size, channels, fixed=False)
         _width(model_size)
+        if prefill not in PREFILLS:
+            raise ValueError(
+                f"`prefill` must be one of {PREFILLS}, received {prefill!r}."
+            )
         # === Layers and functional model ===
         known = keras.Input(shape, name="known")
         mask = keras.Input((*shape[:2], 1), name="mask")
         seed = keras.Input(shape, name="seed")
-        x0 = keras.layers.Concatenate(name="input_concat")([known, mask, seed])
-        x = _hourglass(x0, model_size)
-        generated = DilatedConv2DTranspose(
-            channels, 3, activation=hard_sigmoid, name="output"
-        )(x)
+        if prefill == "diffusion":
+            # float32: the CG solve needs it under mixed precision too.
+            diffused = DiffusionInpainting(name="diffusion", dtype="float32")(
+                [known, mask]
+            )
+            x0 = keras.layers.Concatenate(name="input_concat")(
+                [known, mask, seed, diffused]
+            )
+            x = _hourglass(x0, model_size)
+            residual = DilatedConv2DTranspose(
+                channels, 3, kernel_initializer="zeros", name="residual"
+            )(x)
+            generated = ClippedResidual(name="output", dtype="float32")(
+                [diffused, residual]
+            )
+        else:
+            x0 = keras.layers.Concatenate(name="input_concat")([known, mask, seed])
+            x = _hourglass(x0, model_size)
+            generated = DilatedConv2DTranspose(
+                channels, 3, activation=hard_sigmoid, name="output"
+            )(x)
         # float32 under a mixed-precision policy too: known pixels stay exact.
         inpainted = InpaintingConstraint(name="inpainting_constraint", dtype="float32")(
             [generated, known, mask]
@@ -180,6 +247,7 @@ class InpaintingGenerator(_Network):
         self.image_size = _as_config_size(image_size)
         self.channels = channels
         self.model_size = model_size
+        self.prefill = prefill
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -190,18 +258,40 @@ class MaskGenerator(_Network):
     binarisation block: a 3x3 transposed convolution to one channel, the hard
     sigmoid (the layer named ``confidence``), then `Binarization`.
 
+    With ``prior="analytic"`` (not in the paper) the 3x3 output layer
+    (``correction``, zero initial weights, no activation) gives a log-space
+    correction r of the analytic density rho of the image (layer
+    ``analytic_density``, `wgimask.analytic_prior`), and the ``confidence``
+    layer is normalise_density(rho exp(r), D) in [0, 1] with mean D
+    (`wgimask.blocks.PriorConfidence`). An untrained m therefore gives the
+    analytic density's mask under its binarisation; with ``ordered_dither``
+    that is `analytic_dither_mask`.
+
     Args:
         image_size: As for `InpaintingGenerator`.
         channels: 3 for colour, 1 for grey.
         model_size: A key of `MODEL_SIZES`.
         binarisation: One of `wgimask.blocks.BINARISATION_OPERATORS`.
+        density: Target density D in (0, 1); needed by ``ordered_dither`` and
+            by the prior, else optional and unused.
+        prior: One of `MASK_PRIORS`: None (the paper) or "analytic".
+        prior_sigma: Smoothing scale of the analytic density in pixels; None
+            for `wgimask.analytic_prior.auto_sigma` of the density.
+        prior_exponent: Exponent of the analytic density.
         **kwargs: `keras.Model` arguments.
 
     Raises:
         ValueError: For an invalid argument.
     """
 
-    _config_fields = (*_Network._config_fields, "binarisation")
+    _config_fields = (
+        *_Network._config_fields,
+        "binarisation",
+        "density",
+        "prior",
+        "prior_sigma",
+        "prior_exponent",
+    )
 
     def __init__(
         self,
@@ -209,21 +299,47 @@ class MaskGenerator(_Network):
         channels: int = 3,
         model_size: str = "paper",
         binarisation: str = "hard_rounding",
+        density: float | None = None,
+        prior: str | None = None,
+        prior_sigma: float | None = None,
+        prior_exponent: float = DEFAULT_EXPONENT,
         **kwargs,
     ):
         shape = _image_shape(image_size, channels, fixed=False)
         _width(model_size)
+        if prior not in MASK_PRIORS:
+            raise ValueError(
+                f"`prior` must be one of {MASK_PRIORS}, received {prior!r}."
+            )
+        needs = (
+            "the ordered_dither binarisation"
+            if binarisation == "ordered_dither"
+            else ("the analytic prior" if prior else None)
+        )
+        density = _check_density(density, needs)
         # === Layers and functional model ===
         image = keras.Input(shape, name="image")
         seed = keras.Input(shape, name="seed")
         x0 = keras.layers.Concatenate(name="input_concat")([image, seed])
         x = _hourglass(x0, model_size)
-        confidence = DilatedConv2DTranspose(
-            1, 3, activation=hard_sigmoid, name="confidence"
-        )(x)
-        mask = Binarization(binarisation, name="binarization", dtype="float32")(
-            confidence
-        )
+        if prior == "analytic":
+            sigma = auto_sigma(density) if prior_sigma is None else prior_sigma
+            rho = AnalyticDensity(
+                sigma, prior_exponent, name="analytic_density", dtype="float32"
+            )(image)
+            correction = DilatedConv2DTranspose(
+                1, 3, kernel_initializer="zeros", name="correction"
+            )(x)
+            confidence = PriorConfidence(density, name="confidence", dtype="float32")(
+                [rho, correction]
+            )
+        else:
+            confidence = DilatedConv2DTranspose(
+                1, 3, activation=hard_sigmoid, name="confidence"
+            )(x)
+        mask = Binarization(
+            binarisation, density=density, name="binarization", dtype="float32"
+        )(confidence)
         kwargs.setdefault("name", "mask_generator")
         super().__init__(inputs={"image": image, "seed": seed}, outputs=mask, **kwargs)
         # === Config ===
@@ -231,12 +347,53 @@ class MaskGenerator(_Network):
         self.channels = channels
         self.model_size = model_size
         self.binarisation = binarisation
+        self.density = density
+        self.prior = prior
+        self.prior_sigma = prior_sigma
+        self.prior_exponent = prior_exponent
 
     def confidence_model(self) -> keras.Model:
         """A model sharing these weights that returns the confidence c in [0, 1]."""
         return keras.Model(
             self.inputs, self.get_layer("confidence").output, name="mask_confidence"
         )
+
+    def binarise(self, confidence: tf.Tensor) -> tf.Tensor:
+        """The inference-time mask of a confidence from `confidence_model`.
+
+        Hard rounding for the paper's operators, the phase-0 ordered dither
+        with exactly round(D N) points for ``ordered_dither``: the mask this
+        network returns with ``training=False``.
+        """
+        return self.get_layer("binarization")(confidence, training=False)
+
+
+def analytic_dither_mask(
+    image,
+    density: float,
+    sigma: float | None = None,
+    exponent: float = DEFAULT_EXPONENT,
+):
+    """The analytic mask under the ordered-dither binarisation (phase 0).
+
+    What an untrained ``MaskGenerator(prior="analytic",
+    binarisation="ordered_dither")`` returns at inference: the analytic density
+    rescaled to mean D, dithered to exactly round(D N) points.
+
+    Args:
+        image: (B, H, W, C) float tensor.
+        density: Target density D in (0, 1).
+        sigma: Smoothing scale; None for `auto_sigma` of the density.
+        exponent: Exponent of the analytic density.
+
+    Returns:
+        (B, H, W, 1) float32 binary mask.
+    """
+    density = _check_density(density, "the analytic mask")
+    sigma = auto_sigma(density) if sigma is None else sigma
+    rho = AnalyticDensity(sigma, exponent)(image)
+    confidence = PriorConfidence(density)([rho, tf.zeros_like(rho)])
+    return Binarization("ordered_dither", density=density)(confidence, training=False)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

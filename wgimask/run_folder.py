@@ -43,10 +43,20 @@ RESUMABLE_FIELDS = frozenset(
         "model_dir",
         "jit_compile",
         "precision",
+        # A warm start only sets the weights a fresh run starts from.
+        "init_from",
     }
 )
 #: What a run writes into its folder (removed by `start_over`).
-RUN_CONTENTS = ("checkpoints", "best", "logs", "export", "config.json")
+RUN_CONTENTS = (
+    "checkpoints",
+    "best",
+    "logs",
+    "export",
+    "config.json",
+    "validation.json",
+    "validation.jsonl",
+)
 LOCK_NAME = ".lock"
 
 

@@ -5,6 +5,13 @@ Every step, from one forward pass, updates the critic with Eq. 2, the inpainting
 generator with Eq. 3 and (in ``joint`` mode) the mask generator with Eq. 4, with
 c = b = m(r, f). In ``inpaint`` mode the masks are uniformly random with exactly
 round(D N) known pixels (the paper's Table 2(a) baseline).
+
+Not in the paper (off by default, docs/learned-masks.md): with
+``mask_operator="diffusion"`` m's Eq. 4 takes the exact homogeneous diffusion
+inpainting of its mask instead of g's; in ``joint`` mode g and d still train on
+m's masks with Eqs. 2-3, so the three losses share one forward pass of m and g
+and differ only in which inpainting Eq. 4 sees. ``mask`` mode trains m alone
+that way.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 from wgimask import blocks, data, losses, metrics
+from wgimask.analytic_prior import DEFAULT_EXPONENT
+from wgimask.exact_diffusion import diffusion_inpaint
 from wgimask.networks import (
     Critic,
     InpaintingGenerator,
@@ -99,6 +108,57 @@ def default_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def build_networks(config: TrainingConfig) -> dict[str, keras.Model | None]:
+    """The networks of a run's config: ``generator``, ``critic``, ``mask_generator``.
+
+    Built in the current scope and dtype policy; None for a network the mode
+    does not have (m in ``inpaint`` mode, d in ``mask`` mode). In ``mask``
+    mode g is the prefilled generator, which returns exactly the diffusion
+    inpainting untrained (it is not trained there, only exported).
+    """
+    prefill = "diffusion" if config.mode == "mask" else config.prefill
+    generator = InpaintingGenerator(
+        None, config.channels, config.model_size, prefill=prefill
+    )
+    critic = (
+        Critic(config.image_size, config.channels, config.model_size)
+        if config.mode != "mask"
+        else None
+    )
+    mask_generator = None
+    if config.mode != "inpaint":
+        needs_density = (
+            config.binarisation == "ordered_dither" or config.mask_prior is not None
+        )
+        mask_generator = MaskGenerator(
+            None,
+            config.channels,
+            config.model_size,
+            config.binarisation,
+            density=config.density if needs_density else None,
+            prior=config.mask_prior,
+            prior_sigma=config.prior_sigma,
+            prior_exponent=(
+                DEFAULT_EXPONENT
+                if config.prior_exponent is None
+                else config.prior_exponent
+            ),
+        )
+    return {
+        "generator": generator,
+        "critic": critic,
+        "mask_generator": mask_generator,
+    }
+
+
+#: The networks each mode trains.
+TRAINED = {
+    "joint": ("generator", "critic", "mask_generator"),
+    "inpaint": ("generator", "critic"),
+    "mask": ("mask_generator",),
+}
+
+
 class Trainer:
     """Networks, optimizers, the distributed step, validation and checkpoints.
 
@@ -129,19 +189,11 @@ class Trainer:
                 tempfile.mkdtemp(prefix=f"{WORKER_TEMP_PREFIX}{os.getpid()}-")
             )
         keras.utils.set_random_seed(config.seed)
-        size = config.image_size
         with self.strategy.scope(), _dtype_policy(config.precision):
-            self.generator = InpaintingGenerator(
-                None, config.channels, config.model_size
-            )
-            self.critic = Critic(size, config.channels, config.model_size)
-            self.mask_generator = (
-                MaskGenerator(
-                    None, config.channels, config.model_size, config.binarisation
-                )
-                if config.mode == "joint"
-                else None
-            )
+            nets = build_networks(config)
+            self.generator = nets["generator"]
+            self.critic = nets["critic"]
+            self.mask_generator = nets["mask_generator"]
             self.optimizers = {
                 name: self._optimizer(f"adam_{name}") for name in self.networks
             }
@@ -150,10 +202,15 @@ class Trainer:
             for name, network in self.networks.items():
                 self.optimizers[name].build(network.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in ("critic_loss", "generator_loss", "mask_loss", "density", "mae")
-        }
+        tracked = {
+            "joint": ("critic_loss", "generator_loss", "mask_loss", "density", "mae"),
+            "inpaint": ("critic_loss", "generator_loss", "mask_loss", "density", "mae"),
+            "mask": ("mask_loss", "density"),
+        }[config.mode]
+        if config.mask_operator == "diffusion":
+            # Eq. 4's MAE term: that of the diffusion inpainting of m's mask.
+            tracked = (*tracked, "diffusion_mae")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in tracked}
         self.checkpoint = tf.train.Checkpoint(
             step=self.step,
             **self.networks,
@@ -180,10 +237,8 @@ class Trainer:
 
     @property
     def networks(self) -> dict[str, keras.Model]:
-        nets = {"generator": self.generator, "critic": self.critic}
-        if self.mask_generator is not None:
-            nets["mask_generator"] = self.mask_generator
-        return nets
+        """The trained networks (with optimizers and checkpoints), by name."""
+        return {name: getattr(self, name) for name in TRAINED[self.config.mode]}
 
     def _optimizer(self, name: str) -> keras.optimizers.Optimizer:
         optimizer = keras.optimizers.Adam(self._learning_rate(), name=name)
@@ -239,7 +294,8 @@ class Trainer:
 
     # --- The step ---------------------------------------------------------------
 
-    def _forward(self, batch, training: bool):
+    def _forward(self, batch, training: bool, generator: bool = True):
+        """m's (or the batch's random) mask and, if `generator`, g's inpainting."""
         image = batch["image"]
         if self.mask_generator is not None:
             mask = self.mask_generator(
@@ -247,6 +303,8 @@ class Trainer:
             )
         else:
             mask = batch["mask"]
+        if not generator:
+            return mask, None
         inpainted = self.generator(
             {
                 "known": image * mask,
@@ -261,22 +319,35 @@ class Trainer:
         config = self.config
         global_batch = config.batch_size
         image = batch["image"]
+        has_critic = self.critic is not None
         tapes = {name: tf.GradientTape() for name in self.networks}
         for tape in tapes.values():
             tape.__enter__()
         try:
-            mask, inpainted = self._forward(batch, training=True)
-            score_fake = self.critic({"image": inpainted, "mask": mask}, training=True)
-            score_real = self.critic({"image": image, "mask": mask}, training=True)
-            per_example = {
-                "critic": losses.critic_loss(score_fake, score_real),
-                "generator": losses.generator_loss(
+            # In mask mode g is not trained: no forward pass of it either.
+            mask, inpainted = self._forward(batch, training=True, generator=has_critic)
+            per_example = {}
+            if has_critic:
+                score_fake = self.critic(
+                    {"image": inpainted, "mask": mask}, training=True
+                )
+                score_real = self.critic({"image": image, "mask": mask}, training=True)
+                per_example["critic"] = losses.critic_loss(score_fake, score_real)
+                per_example["generator"] = losses.generator_loss(
                     score_fake, image, inpainted, config.alpha
-                ),
-                "mask_generator": losses.mask_loss(
-                    mask, image, inpainted, config.density, config.beta
-                ),
-            }
+                )
+            diffused = None
+            if config.mask_operator == "diffusion":
+                # Exact diffusion of m's mask; its gradient reaches m through
+                # the mask (implicit differentiation), and nothing else.
+                diffused = diffusion_inpaint(image, mask)
+            per_example["mask_generator"] = losses.mask_loss(
+                mask,
+                image,
+                inpainted if diffused is None else diffused,
+                config.density,
+                config.beta,
+            )
             loss = {
                 name: tf.nn.compute_average_loss(value, global_batch_size=global_batch)
                 for name, value in per_example.items()
@@ -311,13 +382,21 @@ class Trainer:
                 for name in self.networks
             }
         )
-        return norms | {
-            "critic_loss": loss["critic"],
-            "generator_loss": loss["generator"],
+        values = {
             "mask_loss": loss["mask_generator"],
             "density": average(losses.mask_density(mask)),
-            "mae": average(losses.mean_absolute_error(image, inpainted)),
         }
+        if has_critic:
+            values |= {
+                "critic_loss": loss["critic"],
+                "generator_loss": loss["generator"],
+                "mae": average(losses.mean_absolute_error(image, inpainted)),
+            }
+        if diffused is not None:
+            values["diffusion_mae"] = average(
+                losses.mean_absolute_error(image, diffused)
+            )
+        return norms | values
 
     def train_step(self, distributed_batch) -> dict[str, tf.Tensor]:
         """One synchronous step on a batch of the distributed dataset.
@@ -376,26 +455,36 @@ class Trainer:
         }
 
     def validate(self, batch: dict[str, tf.Tensor]) -> dict[str, float]:
-        """Validation PSNR, Eq. 4 and density of the networks in inference mode.
-
-        Args:
-            batch: From `validation_batch`.
+        """Validation of the networks in inference mode.
 
         Returns:
-            ``psnr`` (dB, mean over images), ``mask_loss`` (Eq. 4, mean),
-            ``density`` and ``mae`` (0-1 scale) as floats, and the ``mask`` and
-            ``inpainted`` tensors.
+            ``psnr`` and ``ssim`` (mean over images) of g's inpainting on the
+            masks (``mg``; in ``mask`` mode g is exact diffusion), ``psnr_hd``
+            and ``ssim_hd`` of the exact homogeneous diffusion inpainting of
+            the same masks (``mg+hd``), ``mask_loss`` (Eq. 4 with m's
+            operator, which chooses the best weights), ``density`` and
+            ``mae`` (0-1 scale) as floats, and the ``mask`` and ``inpainted``
+            tensors.
         """
         mask, inpainted = self._forward(batch, training=False)
         image = batch["image"]
+        diffused = diffusion_inpaint(image, mask)
+        operator = diffused if self.config.mask_operator == "diffusion" else inpainted
         eq4 = losses.mask_loss(
-            mask, image, inpainted, self.config.density, self.config.beta
+            mask, image, operator, self.config.density, self.config.beta
         )
-        f, u = image.numpy(), inpainted.numpy()
+        f = image.numpy()
+
+        def mean(metric, result):
+            return float(
+                np.mean([metric(a, b) for a, b in zip(f, result.numpy(), strict=True)])
+            )
+
         return {
-            "psnr": float(
-                np.mean([metrics.psnr(a, b) for a, b in zip(f, u, strict=True)])
-            ),
+            "psnr": mean(metrics.psnr, inpainted),
+            "ssim": mean(metrics.ssim, inpainted),
+            "psnr_hd": mean(metrics.psnr, diffused),
+            "ssim_hd": mean(metrics.ssim, diffused),
             "mask_loss": float(tf.reduce_mean(eq4)),
             "density": float(tf.reduce_mean(losses.mask_density(mask))),
             "mae": float(tf.reduce_mean(losses.mean_absolute_error(image, inpainted))),
@@ -461,19 +550,8 @@ class Trainer:
         }
         if not self.distributed:
             return nets
-        config = self.config
-        with _dtype_policy(config.precision):
-            copies = {
-                "generator": InpaintingGenerator(
-                    None, config.channels, config.model_size
-                ),
-                "critic": Critic(config.image_size, config.channels, config.model_size),
-                "mask_generator": MaskGenerator(
-                    None, config.channels, config.model_size, config.binarisation
-                )
-                if config.mode == "joint"
-                else None,
-            }
+        with _dtype_policy(self.config.precision):
+            copies = build_networks(self.config)
         for name, copy in copies.items():
             if copy is not None:
                 copy.set_weights(nets[name].get_weights())

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from wgimask import data, run_folder
+from wgimask import data, run_folder, warm_start
 from wgimask.blocks import BINARISATION_OPERATORS  # noqa: F401 (re-export)
 from wgimask.export import export_models
 from wgimask.networks import MODEL_SIZES  # noqa: F401 (re-export)
@@ -44,6 +44,9 @@ from wgimask.training_config import (  # noqa: F401 (re-exports)
 
 # Number of validation images written to TensorBoard at each epoch end.
 SUMMARY_IMAGES = 4
+#: One JSON line per validation (step, metrics, cumulative training time), for
+#: tables and curves (`recipes/ablation_table.py`).
+HISTORY = "validation.jsonl"
 # Which equation each checked value belongs to, for the stop message.
 _CHECKED = {
     "critic_loss": "critic loss (Eq. 2)",
@@ -144,15 +147,30 @@ def _check_finite(values: dict, step: int, trainer: Trainer) -> None:
         )
 
 
-def _validate_epoch(trainer, validation, writer, step: int, best: float) -> float:
+def _history(model_dir: pathlib.Path) -> list[dict]:
+    path = model_dir / HISTORY
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _validate_epoch(
+    trainer, validation, writer, step: int, best: float, timing: dict
+) -> float:
     """Validation, summaries and best-weight choice at an epoch end (the chief).
+
+    Args:
+        timing: ``train_seconds`` and ``train_cpu_seconds``, the wall and CPU
+            time (all threads of the process) spent in training steps up to
+            `step`, over all sessions of the run; written to `HISTORY`.
 
     Returns:
         The best validation Eq. 4 so far.
     """
     result = trainer.validate(validation)
+    scalars = ("psnr", "ssim", "psnr_hd", "ssim_hd", "mask_loss", "density", "mae")
     with writer.as_default(step=step):
-        for name in ("psnr", "mask_loss", "density", "mae"):
+        for name in scalars:
             tf.summary.scalar(f"validation/{name}", result[name])
         shown = slice(0, SUMMARY_IMAGES)
         tf.summary.image("validation/original", validation["image"][shown])
@@ -162,12 +180,22 @@ def _validate_epoch(trainer, validation, writer, step: int, best: float) -> floa
         )
         tf.summary.image("validation/inpainted", result["inpainted"][shown])
     print(
-        f"validation: psnr {result['psnr']:.2f} dB, "
-        f"Eq. 4 {result['mask_loss']:.4f}, density {result['density']:.4f}"
+        f"validation: psnr {result['psnr']:.2f} dB (with exact diffusion "
+        f"{result['psnr_hd']:.2f} dB), Eq. 4 {result['mask_loss']:.4f}, "
+        f"density {result['density']:.4f}"
     )
     if result["mask_loss"] < best:
         best = result["mask_loss"]
         trainer.save_best(best)
+    # Earlier lines of a killed session's unfinished epoch are superseded.
+    rows = [row for row in _history(trainer.model_dir) if row["step"] < step]
+    rows.append(
+        {"step": step, **{k: result[k] for k in scalars}, **timing, "best": best}
+    )
+    path = trainer.model_dir / HISTORY
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    tmp.replace(path)
     write_json(trainer.model_dir / VALIDATED, {"step": step})
     return best
 
@@ -225,6 +253,12 @@ def train(
 def _train_loop(trainer: Trainer, train_images, val_images, train_names) -> None:
     config, model_dir = trainer.config, trainer.model_dir
     resumed = trainer.restore()
+    if not resumed and config.init_from:
+        # A resumed run continues from its own checkpoint instead.
+        for name, source in warm_start.warm_start(
+            config.init_from, trainer.networks
+        ).items():
+            logging.info("Warm start: the %s from %s", name, source)
     start = int(trainer.step.numpy())  # int() refuses a MirroredVariable
     logging.info(
         "%s %s training at step %d of %d in %s (%d training, %d validation images)",
@@ -279,6 +313,11 @@ def _train_loop(trainer: Trainer, train_images, val_images, train_names) -> None
         else tf.summary.create_noop_writer()
     )
     best = trainer.best_value()
+    previous = [row for row in _history(model_dir) if row["step"] <= start]
+    timing = {
+        key: previous[-1][key] if previous else 0.0
+        for key in ("train_seconds", "train_cpu_seconds")
+    }
     if (
         validation is not None
         and start > 0
@@ -287,7 +326,7 @@ def _train_loop(trainer: Trainer, train_images, val_images, train_names) -> None
     ):
         # Killed between this epoch's checkpoint and its validation.
         print(f"Validating epoch {start // config.steps_per_epoch} (missed before)")
-        best = _validate_epoch(trainer, validation, writer, start, best)
+        best = _validate_epoch(trainer, validation, writer, start, best, timing)
 
     step = start
     while step < config.total_steps:
@@ -299,7 +338,7 @@ def _train_loop(trainer: Trainer, train_images, val_images, train_names) -> None
         )
         for tracker in trainer.trackers.values():
             tracker.reset_state()
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         while step < end:
             values = trainer.train_step(next(iterator))
             step += 1
@@ -316,11 +355,13 @@ def _train_loop(trainer: Trainer, train_images, val_images, train_names) -> None
                         if not name.startswith(GRAD_NORM):
                             tf.summary.scalar(f"train/{name}", value)
         seconds = time.perf_counter() - started
+        timing["train_seconds"] += seconds
+        timing["train_cpu_seconds"] += time.process_time() - started_cpu
         trainer.manager.save(checkpoint_number=step)
         with writer.as_default(step=step):
             tf.summary.scalar("train/seconds_per_epoch", seconds)
         if validation is not None:
-            best = _validate_epoch(trainer, validation, writer, step, best)
+            best = _validate_epoch(trainer, validation, writer, step, best, timing)
         writer.flush()
 
 

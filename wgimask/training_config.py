@@ -7,9 +7,16 @@ import math
 
 from wgimask import losses
 from wgimask.blocks import BINARISATION_OPERATORS
-from wgimask.networks import DOWNSAMPLING, MODEL_SIZES
+from wgimask.networks import DOWNSAMPLING, MASK_PRIORS, MODEL_SIZES, PREFILLS
 
-MODES = ("joint", "inpaint")
+#: joint: the mask GAN; inpaint: g and d on random masks; mask: m alone,
+#: trained through exact diffusion (needs ``mask_operator="diffusion"``).
+MODES = ("joint", "inpaint", "mask")
+#: The inpainting operator of Eq. 4 (m's loss): None = g (the paper);
+#: "diffusion" = exact homogeneous diffusion (`wgimask.exact_diffusion`).
+MASK_OPERATORS = (None, "diffusion")
+#: Networks that ``init_from`` can warm-start.
+NETWORK_NAMES = ("generator", "critic", "mask_generator")
 LR_SCHEDULES = ("constant", "cosine")
 VALIDATION_CROPS = ("auto", "center", "tiles")
 #: Keras dtype policies of the networks (`TrainingConfig.precision`).
@@ -40,7 +47,10 @@ class TrainingConfig:
 
     Attributes:
         density: Target mask density D in (0, 1).
-        mode: "joint" (mask GAN) or "inpaint" (inpainting WGAN, random masks).
+        mode: "joint" (mask GAN), "inpaint" (inpainting WGAN, random masks) or
+            "mask" (m alone against exact diffusion; needs
+            ``mask_operator="diffusion"``; g is the untrained prefilled
+            generator, i.e. exactly diffusion, and there is no critic).
         data_dir: Image folder, or None for the photos embedded in scikit-image.
         validation_dir: Folder of validation images. If given, every image of
             the training source trains and `validation_fraction` is not used.
@@ -72,6 +82,22 @@ class TrainingConfig:
             weights and dynamic loss scaling) and "mixed_bfloat16". Eq. 1, the
             mask and the critic's score are float32 in every policy, and so are
             the losses.
+        mask_operator: Inpainting operator of m's loss (Eq. 4): None (the
+            paper: g's inpainting) or "diffusion" (the exact homogeneous
+            diffusion inpainting of m's mask). In ``joint`` mode g and d still
+            train on m's masks as in the paper; only m's loss changes.
+        prefill: None (the paper's g) or "diffusion": g learns a residual on
+            the diffusion inpainting of its mask (`InpaintingGenerator`).
+        mask_prior: None (the paper's m) or "analytic": m learns a correction
+            of the analytic density (`MaskGenerator`).
+        prior_sigma: Smoothing scale of the analytic prior; None for
+            `wgimask.analytic_prior.auto_sigma` of the density.
+        prior_exponent: Exponent of the analytic prior.
+        init_from: Warm start (only when the run starts, not when it
+            resumes): entries "RUN_DIR" (every network this run has that the
+            source holds) or "NETWORK=RUN_DIR" (one of `NETWORK_NAMES`); a
+            RUN_DIR is a run folder (best weights, else the latest
+            checkpoint) or an export folder (`wgimask.warm_start`).
     """
 
     density: float = 0.05
@@ -96,6 +122,19 @@ class TrainingConfig:
     checkpoint_every: int = 50
     jit_compile: bool = False
     precision: str = "float32"
+    # Not in the paper (docs/learned-masks.md); None keeps configs of earlier
+    # versions resumable (a missing field equals None, `run_folder`).
+    mask_operator: str | None = None
+    prefill: str | None = None
+    mask_prior: str | None = None
+    prior_sigma: float | None = None
+    prior_exponent: float | None = None
+    init_from: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        # JSON turns the tuple into a list; keep one hashable form.
+        if isinstance(self.init_from, list):
+            object.__setattr__(self, "init_from", tuple(self.init_from))
 
     def validate(self) -> TrainingConfig:
         """Checks every field.
@@ -147,6 +186,37 @@ class TrainingConfig:
             fail("seed", "non-negative")
         if self.precision not in PRECISIONS:
             fail("precision", f"one of {PRECISIONS}")
+        if self.mask_operator not in MASK_OPERATORS:
+            fail("mask_operator", f"one of {MASK_OPERATORS}")
+        if self.prefill not in PREFILLS:
+            fail("prefill", f"one of {PREFILLS}")
+        if self.mask_prior not in MASK_PRIORS:
+            fail("mask_prior", f"one of {MASK_PRIORS}")
+        if self.prior_sigma is not None and not self.prior_sigma >= 0:
+            fail("prior_sigma", "non-negative or None")
+        if self.prior_exponent is not None and not self.prior_exponent > 0:
+            fail("prior_exponent", "positive or None")
+        if self.mode == "mask" and self.mask_operator != "diffusion":
+            fail(
+                "mode",
+                'used with mask_operator="diffusion" when "mask" (m '
+                "trains without g, so Eq. 4 needs the exact operator)",
+            )
+        if self.mode == "inpaint":
+            for name in ("mask_operator", "mask_prior"):
+                if getattr(self, name) is not None:
+                    fail(name, 'None in mode "inpaint" (there is no mask generator)')
+        if self.mode == "mask" and self.prefill is not None:
+            fail("prefill", 'None in mode "mask" (g is not trained there)')
+        for entry in self.init_from or ():
+            if not isinstance(entry, str) or not entry:
+                fail("init_from", "a list of RUN_DIR or NETWORK=RUN_DIR strings")
+            name, sep, _ = entry.partition("=")
+            if sep and name not in NETWORK_NAMES:
+                fail(
+                    "init_from",
+                    f"entries NETWORK=RUN_DIR with NETWORK in {NETWORK_NAMES}",
+                )
         return self
 
     @property

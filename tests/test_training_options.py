@@ -1,0 +1,255 @@
+"""Training options not in the paper: exact-diffusion mask operator, mask-only
+mode, prefill, analytic prior, ordered-dither binarisation, warm starts."""
+
+import dataclasses
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import write_images
+
+from wgimask import export, run_folder
+from wgimask.dither import binarise_confidence, point_count
+from wgimask.networks import InpaintingGenerator, MaskGenerator
+from wgimask.training import HISTORY, PRESETS, TrainingConfig, train
+from wgimask.warm_start import WarmStartError, warm_start
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = dict(
+    image_size=16,
+    batch_size=2,
+    model_size="tiny",
+    steps_per_epoch=2,
+    epochs=1,
+    density=0.1,
+    validation_fraction=0.3,
+)
+OPTIONS = ("mask_operator", "prefill", "mask_prior", "init_from")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    write_images(folder, count=4, size=(24, 24))
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def mask_run(photos, tmp_path_factory):
+    """m alone against exact diffusion, ordered dither: two steps."""
+    config = TrainingConfig(
+        data_dir=photos,
+        model_dir=str(tmp_path_factory.mktemp("mask_run")),
+        mode="mask",
+        mask_operator="diffusion",
+        binarisation="ordered_dither",
+        **TINY,
+    )
+    return config, train(config)
+
+
+def test_options_are_off_by_default_and_in_the_paper_preset():
+    for config in (TrainingConfig(), TrainingConfig(**PRESETS["paper"])):
+        assert all(getattr(config, name) is None for name in OPTIONS)
+        assert config.binarisation == "hard_rounding"
+
+
+def test_configs_of_earlier_versions_stay_resumable():
+    saved = dataclasses.asdict(TrainingConfig())
+    for name in (*OPTIONS, "prior_sigma", "prior_exponent"):
+        del saved[name]
+    assert (
+        run_folder.config_differences(saved, dataclasses.asdict(TrainingConfig())) == []
+    )
+    changed = dataclasses.asdict(TrainingConfig(mask_operator="diffusion"))
+    assert run_folder.config_differences(saved, changed) == ["mask_operator"]
+    # A warm start only matters when a run starts.
+    warm = dataclasses.asdict(TrainingConfig(init_from=("runs/a",)))
+    assert run_folder.config_differences(saved, warm) == []
+
+
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        (dict(mode="mask"), "mode"),
+        (dict(mode="inpaint", mask_prior="analytic"), "mask_prior"),
+        (dict(mode="mask", mask_operator="diffusion", prefill="diffusion"), "prefill"),
+        (dict(mask_operator="exact"), "mask_operator"),
+        (dict(init_from=("critics=runs/a",)), "init_from"),
+    ],
+)
+def test_invalid_options_fail_naming_the_field(fields, named):
+    with pytest.raises(ValueError, match=rf"^{named} must be"):
+        TrainingConfig(**fields).validate()
+
+
+def test_json_init_from_list_becomes_a_tuple():
+    assert TrainingConfig(init_from=["a", "b"]).init_from == ("a", "b")
+
+
+def test_mask_mode_trains_m_alone_and_logs_both_psnrs(mask_run):
+    config, trainer = mask_run
+    assert list(trainer.networks) == ["mask_generator"] and trainer.critic is None
+    # g is the untrained prefilled generator: exactly diffusion.
+    assert trainer.generator.prefill == "diffusion"
+    (row,) = [
+        json.loads(x) for x in (trainer.model_dir / HISTORY).read_text().splitlines()
+    ]
+    assert row["step"] == 2 and row["psnr"] == pytest.approx(row["psnr_hd"], abs=1e-3)
+    assert row["train_seconds"] > 0 and row["train_cpu_seconds"] > 0
+    expected = int(point_count(0.1, 16, 16)) / 256
+    assert row["density"] == pytest.approx(expected)
+    saved = json.loads((trainer.model_dir / "config.json").read_text())
+    assert saved["mode"] == "mask" and saved["mask_operator"] == "diffusion"
+
+
+def test_dithered_export_keeps_the_exact_count(mask_run):
+    config, trainer = mask_run
+    loaded = tf.saved_model.load(str(trainer.model_dir / "export" / "mask_gan"))
+    image = tf.random.uniform((2, 24, 32, 3), seed=1)
+    out = loaded.signatures["serving_default"](image=image)
+    count = int(point_count(0.1, 24, 32))
+    np.testing.assert_array_equal(
+        tf.reduce_sum(out["mask"], axis=(1, 2, 3)).numpy(), [count, count]
+    )
+    # The inference function for a confidence map gives the same masks.
+    np.testing.assert_array_equal(
+        binarise_confidence(out["confidence"], "ordered_dither", 0.1).numpy(),
+        out["mask"].numpy(),
+    )
+
+
+@pytest.mark.parametrize("binarisation", ["hard_rounding", "ordered_dither"])
+def test_binarise_confidence_is_the_networks_inference_mask(binarisation):
+    m = MaskGenerator(None, 3, "tiny", binarisation, density=0.1)
+    inputs = {
+        "image": tf.random.uniform((2, 16, 16, 3), seed=2),
+        "seed": tf.zeros((2, 16, 16, 3)),
+    }
+    confidence = m.confidence_model()(inputs, training=False)
+    np.testing.assert_array_equal(
+        binarise_confidence(confidence, binarisation, 0.1).numpy(),
+        m(inputs, training=False).numpy(),
+    )
+
+
+def test_binarise_confidence_rejects_bad_arguments():
+    c = tf.zeros((1, 8, 8, 1))
+    with pytest.raises(ValueError, match="density must be"):
+        binarise_confidence(c, "ordered_dither")
+    with pytest.raises(ValueError, match="binarisation must be one of"):
+        binarise_confidence(c, "top_k", 0.1)
+
+
+def test_joint_diffusion_operator_trains_m_on_the_diffusion_error(photos, tmp_path):
+    config = TrainingConfig(
+        data_dir=photos,
+        model_dir=str(tmp_path / "run"),
+        mask_operator="diffusion",
+        binarisation="ordered_dither",
+        prefill="diffusion",
+        mask_prior="analytic",
+        **TINY,
+    )
+    trainer = train(config, export=False)
+    assert set(trainer.networks) == {"generator", "critic", "mask_generator"}
+    batch = trainer.validation_batch(np.random.default_rng(0).random((2, 16, 16, 3)))
+    batch = {k: tf.cast(v, tf.float32) for k, v in batch.items()}
+    values = trainer._replica_step(batch)
+    # Eq. 4 of m on the diffusion inpainting: density term + beta * its MAE
+    # (every mask has the same exact count, so the per-image density term is
+    # that of the mean).
+    expected = abs(float(values["density"]) - 0.1) + float(values["diffusion_mae"])
+    assert float(values["mask_loss"]) == pytest.approx(expected, rel=1e-5)
+    saved = json.loads((trainer.model_dir / "config.json").read_text())
+    assert (saved["prefill"], saved["mask_prior"]) == ("diffusion", "analytic")
+
+
+def test_warm_start_from_a_run_and_from_an_export(mask_run, photos, tmp_path):
+    _, source = mask_run
+    expected = [w.numpy() for w in source.mask_generator.weights]
+    for folder in (source.model_dir, source.model_dir / "export"):
+        m = MaskGenerator(None, 3, "tiny", "ordered_dither", density=0.1)
+        assert warm_start([str(folder)], {"mask_generator": m}) == {
+            "mask_generator": str(folder)
+        }
+        for got, want in zip(m.weights, expected, strict=True):
+            np.testing.assert_array_equal(got.numpy(), want)
+    # Through training: a new run starts from the source's weights.
+    config = TrainingConfig(
+        data_dir=photos,
+        model_dir=str(tmp_path / "warm"),
+        mode="mask",
+        mask_operator="diffusion",
+        binarisation="ordered_dither",
+        init_from=(f"mask_generator={source.model_dir}",),
+        **{**TINY, "epochs": 1, "steps_per_epoch": 1},
+    )
+    trainer = train(config, export=False)
+    first = trainer.mask_generator.get_layer("encoder_1").weights[0].numpy()
+    assert np.abs(first - expected[0]).max() < 0.01  # one small Adam step away
+
+
+def test_warm_start_from_the_shipped_inpainter():
+    folder = ROOT / "wgimask" / "pretrained" / "inpaint"
+    g = InpaintingGenerator(None, 3, "small")
+    assert warm_start([str(folder)], {"generator": g}) == {"generator": str(folder)}
+    served = tf.saved_model.load(str(folder / "export" / "inpainter"))
+    image = tf.random.uniform((1, 16, 16, 3), seed=3)
+    mask = tf.cast(tf.random.uniform((1, 16, 16, 1), seed=4) < 0.2, tf.float32)
+    np.testing.assert_allclose(
+        export.inpaint(g, image, mask).numpy(),
+        served.signatures["serving_default"](image=image, mask=mask)[
+            "inpainted"
+        ].numpy(),
+        atol=1e-5,
+    )
+
+
+def test_warm_start_errors_are_one_line():
+    folder = ROOT / "wgimask" / "pretrained" / "inpaint"
+    prefilled = InpaintingGenerator(None, 3, "small", prefill="diffusion")
+    with pytest.raises(WarmStartError, match="more input channels") as info:
+        warm_start([str(folder)], {"generator": prefilled})
+    assert "\n" not in str(info.value)
+    with pytest.raises(WarmStartError, match="holds no mask_generator"):
+        warm_start([f"mask_generator={folder}"], {"mask_generator": None})
+    with pytest.raises(WarmStartError, match="is not a folder"):
+        warm_start([str(folder / "missing")], {"generator": prefilled})
+
+
+@pytest.fixture
+def flags_parsed():
+    sys.path.insert(0, str(ROOT))
+    import train as script
+
+    def parse(*argv):
+        script.FLAGS.unparse_flags()
+        script.FLAGS(["train.py", *argv])
+        return script.config_from_flags()
+
+    yield parse
+    script.FLAGS.unparse_flags()
+
+
+def test_flags(flags_parsed):
+    config = flags_parsed("--preset=paper")
+    assert all(getattr(config, name) is None for name in OPTIONS)
+    config = flags_parsed(
+        "--mask_operator=diffusion",
+        "--prefill=diffusion",
+        "--mask_prior=analytic",
+        "--binarisation=ordered_dither",
+        "--init_from=generator=a",
+        "--init_from=b",
+        "--density=0.1",
+    )
+    assert (config.mask_operator, config.prefill, config.mask_prior) == (
+        "diffusion",
+        "diffusion",
+        "analytic",
+    )
+    assert config.init_from == ("generator=a", "b")
