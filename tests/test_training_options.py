@@ -253,3 +253,32 @@ def test_flags(flags_parsed):
         "analytic",
     )
     assert config.init_from == ("generator=a", "b")
+
+
+def test_inference_module_serves_dithered_prefilled_prior_runs(photos, tmp_path):
+    """A run with every option loads through wgimask.inference; its masks are
+    the model's own dither with exactly round(D N) points at any density."""
+    from wgimask import inference
+
+    config = TrainingConfig(
+        data_dir=photos,
+        model_dir=str(tmp_path / "run"),
+        mask_operator="diffusion",
+        prefill="diffusion",
+        mask_prior="analytic",
+        binarisation="ordered_dither",
+        **TINY,
+    )
+    trainer = train(config)
+    model = inference.load(tmp_path / "run")
+    images = np.random.default_rng(0).random((2, 16, 24, 3)).astype(np.float32)
+    for density in (0.1, 0.2):
+        masks = model.mask(images, density)
+        assert masks.shape == (2, 16, 24)
+        assert (masks.sum(axis=(1, 2)) == int(point_count(density, 16, 24))).all()
+    # The dither of the confidence, not its top-k (which would cluster).
+    confidence = model.confidence(images)[..., None]
+    expected = binarise_confidence(confidence, "ordered_dither", config.density)
+    masks = model.mask(images, config.density)
+    np.testing.assert_array_equal(masks, np.asarray(expected)[..., 0] > 0.5)
+    assert trainer.mask_generator.get_layer("binarization").operator == "ordered_dither"

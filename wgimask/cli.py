@@ -50,11 +50,9 @@ class UsageError(ValueError):
 def _mask(method: str, image, density: float, model, seed: int):
     """The bool (H, W) mask of one method; exactly round(D H W) pixels."""
     if method == "learned":
-        from wgimask import inference
-
-        count = inference.check_density(density, image.shape)
-        confidence = model.confidence(image[None])[0]
-        return inference.top_confidence_mask(confidence, count)
+        # The inference module's mask, as in evaluate.py: tile-phase ranking
+        # (no tile traces) or the dither of a dithered model.
+        return model.mask(image[None], density)[0]
     if method == "random":
         from wgimask import baselines
 

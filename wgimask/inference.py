@@ -206,17 +206,25 @@ class Model:
             ModelError: In one line, for a folder without an export or a config,
                 or weights that do not fit the config's networks.
         """
+        import dataclasses
+
         import keras
 
-        from wgimask.networks import InpaintingGenerator, MaskGenerator
+        from wgimask.trainer import build_networks
+        from wgimask.training_config import TrainingConfig
 
         exported = export_dir(path)
         config = read_config(exported)
-        channels, size = config["channels"], config["model_size"]
+        # The networks exactly as training built them (prefill, analytic
+        # prior, binarisation): one builder for training and inference.
+        fields = {field.name for field in dataclasses.fields(TrainingConfig)}
         try:
-            generator = InpaintingGenerator(None, channels, size)
-        except ValueError as error:
+            networks = build_networks(
+                TrainingConfig(**{k: v for k, v in config.items() if k in fields})
+            )
+        except (TypeError, ValueError) as error:
             raise ModelError(f"{exported.parent}/config.json: {error}") from None
+        generator = networks["generator"]
         shared = _saved_variables(exported / "inpainter")
         _assign(generator, shared)
         mask_generator = None
@@ -226,9 +234,7 @@ class Model:
                     f"{exported} has no mask_gan/ although config.json says mode "
                     f"{config['mode']!r}"
                 )
-            mask_generator = MaskGenerator(
-                None, channels, size, config.get("binarisation", "hard_rounding")
-            )
+            mask_generator = networks["mask_generator"]
             own = {w.path: keras.ops.convert_to_numpy(w) for w in generator.weights}
             _assign(mask_generator, _saved_variables(exported / "mask_gan"), own)
         root = exported.parent if exported.name == "export" else exported
@@ -324,9 +330,17 @@ class Model:
         """Exact-density learned masks: (N, H, W) bool, round(D H W) points each."""
         images = self._check(images)
         count = check_density(density, images.shape[1:3])
-        return np.stack(
-            [top_confidence_mask(c, count, self.tile) for c in self.confidence(images)]
-        )
+        confidence = self.confidence(images)
+        if self.config.get("binarisation") == "ordered_dither":
+            # Trained with the dither: its points are spread by the pattern,
+            # not ranked (a top-k of the confidence would cluster them).
+            from wgimask.dither import binarise_confidence
+
+            dithered = binarise_confidence(
+                confidence[..., None], "ordered_dither", density
+            )
+            return np.asarray(dithered)[..., 0] > 0.5
+        return np.stack([top_confidence_mask(c, count, self.tile) for c in confidence])
 
     def inpaint(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """The learned inpainting of images from masks.
