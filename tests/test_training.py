@@ -278,3 +278,17 @@ def test_xla_step_matches_the_plain_step(tmp_path):
         )
     for a, b in zip(g_xla, g_plain, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_progress_is_plain_lines_when_not_on_a_terminal(capsys):
+    from wgimask.training import _PlainProgress, _progress
+
+    progress = _progress(3, ["loss"])  # pytest's stdout is no terminal
+    assert isinstance(progress, _PlainProgress)
+    for step in (1, 2, 3):
+        progress.update(step, [("loss", 0.5)])
+    out = capsys.readouterr().out
+    # The epoch's last update always prints; others at most every 10 s.
+    assert out.splitlines()[-1].startswith("3/3 - ")
+    assert "loss: 0.5" in out
+    assert "\r" not in out and "\x1b" not in out

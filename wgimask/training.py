@@ -15,6 +15,7 @@ import json
 import math
 import os
 import pathlib
+import sys
 import time
 
 import keras
@@ -200,6 +201,39 @@ def _validate_epoch(
     return best
 
 
+class _PlainProgress:
+    """Progress as plain lines, for logs and pipes.
+
+    Keras' bar redraws itself with carriage returns and colour codes, which
+    pile up in a file; this prints one line at most every `interval`
+    seconds and at the end of the epoch.
+    """
+
+    def __init__(self, target: int, interval: float = 10.0) -> None:
+        self.target = target
+        self.interval = interval
+        self._start = time.perf_counter()
+        self._last = self._start
+
+    def update(self, current: int, values) -> None:
+        now = time.perf_counter()
+        if current < self.target and now - self._last < self.interval:
+            return
+        self._last = now
+        per_step = (now - self._start) / max(current, 1)
+        metrics = " - ".join(f"{name}: {value:.4g}" for name, value in values)
+        print(
+            f"{current}/{self.target} - {per_step:.2f} s/step - {metrics}", flush=True
+        )
+
+
+def _progress(target: int, stateful: list[str]):
+    """Keras' progress bar on a terminal, plain periodic lines elsewhere."""
+    if sys.stdout.isatty():
+        return keras.utils.Progbar(target, stateful_metrics=stateful)
+    return _PlainProgress(target)
+
+
 def train(
     config: TrainingConfig,
     strategy=None,
@@ -333,9 +367,7 @@ def _train_loop(trainer: Trainer, train_images, val_images, train_names) -> None
         epoch = step // config.steps_per_epoch
         end = min((epoch + 1) * config.steps_per_epoch, config.total_steps)
         print(f"Epoch {epoch + 1}/{config.epochs}")
-        bar = keras.utils.Progbar(
-            config.steps_per_epoch, stateful_metrics=list(trainer.trackers)
-        )
+        bar = _progress(config.steps_per_epoch, list(trainer.trackers))
         for tracker in trainer.trackers.values():
             tracker.reset_state()
         started, started_cpu = time.perf_counter(), time.process_time()
