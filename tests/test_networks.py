@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 from helpers import photo_crop
 
-from wgimask.analytic_prior import analytic_importance
+from wgimask.analytic_prior import analytic_importance, auto_sigma
 from wgimask.baselines import inpaint as baseline_inpaint
 from wgimask.blocks import FrobeniusNormConstraint, reference_ops
 from wgimask.dither import normalise_density
@@ -277,7 +277,7 @@ def test_prior_mask_generator_returns_the_analytic_mask_at_initialisation(densit
     np.testing.assert_array_equal(mask.numpy().sum(axis=(1, 2, 3)), count)
     # The confidence is the normalised analytic density, mean D.
     confidence = m.confidence_model()(inputs)
-    sigma = 2.0 if density <= 0.05 else 1.0
+    sigma = auto_sigma(density)  # that of the numpy analytic masks
     np.testing.assert_allclose(
         confidence,
         normalise_density(analytic_importance(images, sigma, 0.75), density),

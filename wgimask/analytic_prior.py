@@ -25,22 +25,15 @@ import numpy as np
 import tensorflow as tf
 from scipy import ndimage
 
+# The defaults of the numpy analytic masks, so that the prior at
+# initialisation is the mask `analytic_mask` would choose.
+from wgimask.baselines.analytic import DEFAULT_EXPONENT, auto_sigma  # noqa: F401
+
 PACKAGE = "wgimask"
 
-#: Default exponent of the Laplacian magnitude (that of the numpy analytic
-#: masks).
-DEFAULT_EXPONENT = 0.75
 # A magnitude at most this, relative to the image's value range, counts as
 # zero everywhere (same rule as the numpy analytic masks).
 _FLAT = 1e-9
-
-
-def auto_sigma(density: float) -> float:
-    """Default smoothing scale of the numpy analytic masks for a density.
-
-    2 px up to 5 %, 1 px from 10 %, 0.1 / density in between.
-    """
-    return float(min(2.0, max(1.0, 0.1 / float(density))))
 
 
 @functools.lru_cache(maxsize=16)
