@@ -154,20 +154,6 @@ def test_auto_solver_is_direct_on_small_images():
     assert np.array_equal(inpaint(f, mask), inpaint(f, mask, solver="direct"))
 
 
-def test_auto_solver_loads_compiled_kernels_only_where_they_pay(monkeypatch):
-    import sys
-
-    from wgimask.baselines import diffusion
-
-    monkeypatch.delitem(sys.modules, "wgimask.baselines.gridmg", raising=False)
-    assert diffusion._auto_solver(diffusion.AUTO_DIRECT_PIXELS) == "direct"
-    assert diffusion._auto_solver(768 * 512) == "multigrid_scipy"
-    assert diffusion._auto_solver(3840 * 2160) == "multigrid"
-    # Once loaded by an earlier call, the compiled solver is the faster one.
-    monkeypatch.setitem(sys.modules, "wgimask.baselines.gridmg", object())
-    assert diffusion._auto_solver(768 * 512) == "multigrid"
-
-
 def _crop(name: str, shape: tuple) -> np.ndarray:
     """A photo crop of an odd, non-square shape; grey for a 2-d shape."""
     img = getattr(data, name)().astype(np.float64) / 255.0

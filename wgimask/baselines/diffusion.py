@@ -39,7 +39,6 @@ that fits the image size:
 from __future__ import annotations
 
 import functools
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,13 +47,7 @@ import scipy.sparse.linalg as spla
 
 from wgimask.baselines._checks import as_image, as_mask
 
-__all__ = [
-    "inpaint",
-    "CG_RTOL",
-    "AUTO_DIRECT_PIXELS",
-    "AUTO_COMPILED_PIXELS",
-    "SOLVERS",
-]
+__all__ = ["inpaint", "CG_RTOL", "AUTO_DIRECT_PIXELS", "SOLVERS"]
 
 #: Relative residual at which the CG reference stops (the paper's setting).
 CG_RTOL = 1e-6
@@ -63,13 +56,6 @@ CG_RTOL = 1e-6
 #: less than loading the compiled multigrid kernels in a new process (about
 #: 1 to 2 s, docs/baselines.md).
 AUTO_DIRECT_PIXELS = 256 * 256
-#: Above ``AUTO_DIRECT_PIXELS``, ``solver="auto"`` uses the scipy multigrid up
-#: to this many pixels and the compiled one above, unless the compiled kernels
-#: are already loaded in this process. Loading them costs 1 to 3 s per process
-#: (42 s to compile once after an install), and the compiled solver saves
-#: about 0.8 us per pixel against the scipy one (0.39 against 1.4 s at
-#: 768x512), so a single photo gains from it only above about 3 Mpx.
-AUTO_COMPILED_PIXELS = 3_000_000
 #: Names accepted by ``inpaint(solver=...)``.
 SOLVERS = ("auto", "direct", "cg", "multigrid", "multigrid_scipy")
 
@@ -354,17 +340,6 @@ def solve_cg(
     return u, iterations
 
 
-def _auto_solver(pixels: int) -> str:
-    """The fastest solver for one image of `pixels` pixels in this process."""
-    if pixels <= AUTO_DIRECT_PIXELS:
-        return "direct"
-    # The compiled kernels pay for their load only on large images, or once
-    # an earlier call of this process has loaded them.
-    if pixels > AUTO_COMPILED_PIXELS or "wgimask.baselines.gridmg" in sys.modules:
-        return "multigrid"
-    return "multigrid_scipy"
-
-
 def inpaint(
     image: np.ndarray,
     mask: np.ndarray,
@@ -382,9 +357,7 @@ def inpaint(
         mask: (H, W) binary array (bool, or 0/1 numbers); True/1 marks a
             known pixel.
         solver: ``"auto"`` (default: ``"direct"`` up to
-            ``AUTO_DIRECT_PIXELS`` pixels, ``"multigrid_scipy"`` up to
-            ``AUTO_COMPILED_PIXELS`` unless the compiled kernels are already
-            loaded, ``"multigrid"`` above),
+            ``AUTO_DIRECT_PIXELS`` pixels, ``"multigrid"`` above),
             ``"direct"`` (sparse LU of the reduced system), ``"cg"``
             (conjugate gradients to relative residual ``rtol``, the paper's
             reference), ``"multigrid"`` (compiled grid multigrid-preconditioned
@@ -418,7 +391,7 @@ def inpaint(
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
     if solver == "auto":
-        solver = _auto_solver(h * w)
+        solver = "direct" if h * w <= AUTO_DIRECT_PIXELS else "multigrid"
     g = grid(h, w)
     values = f.reshape(h * w, c)
     if solver == "direct":
