@@ -1,0 +1,65 @@
+"""Where the `wgimask` command's time goes on one photo, and first-call costs.
+
+    python benchmarks/command_breakdown.py PHOTO [--density=0.1]
+    python benchmarks/command_breakdown.py PHOTO --solver=multigrid  # one solver
+
+Without --solver: one process times the import, loading the shipped model
+nearest the density, the learned mask, the learned inpainting and homogeneous
+diffusion (`solver="auto"`), then the mask and inpainting again (warm).
+With --solver: three diffusion solves of the same photo and mask with that
+solver, so the first call's extra cost (loading compiled kernels, scipy's
+set-up) shows. Run each in its own process; the CPU is named in the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+started = time.perf_counter()
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from wgimask import baselines, inference  # noqa: E402
+from wgimask.reports import cpu_description  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("photo")
+    parser.add_argument("--density", type=float, default=0.1)
+    parser.add_argument("--solver", default=None, help="time this solver only")
+    args = parser.parse_args()
+    print(f"CPU: {cpu_description()} ({platform.machine()})")
+    image = np.asarray(Image.open(args.photo).convert("RGB"), np.float32) / 255
+    if args.solver is not None:
+        mask = baselines.random_mask(image.shape[:2], args.density, seed=0)
+        for call in range(1, 4):
+            t = time.perf_counter()
+            baselines.inpaint(image, mask, solver=args.solver)
+            print(f"{args.solver} call {call}: {time.perf_counter() - t:.2f} s")
+        return
+    t1 = time.perf_counter()
+    model = inference.load(inference.choose_model(None, args.density))
+    t2 = time.perf_counter()
+    mask = model.mask(image[None], args.density)[0]
+    t3 = time.perf_counter()
+    model.inpaint(image[None], mask[None])
+    t4 = time.perf_counter()
+    baselines.inpaint(image, mask)
+    t5 = time.perf_counter()
+    mask = model.mask(image[None], args.density)[0]
+    t6 = time.perf_counter()
+    model.inpaint(image[None], mask[None])
+    t7 = time.perf_counter()
+    print(
+        f"import {t1 - started:.1f} s, load {t2 - t1:.1f} s, mask {t3 - t2:.1f} s, "
+        f"learned inpainting {t4 - t3:.1f} s, diffusion {t5 - t4:.1f} s; "
+        f"again: mask {t6 - t5:.1f} s, learned inpainting {t7 - t6:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
