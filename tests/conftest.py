@@ -3,6 +3,15 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One worker process per core (pytest-xdist, setup.cfg): one thread each,
+    # or the workers' thread pools fight over the cores.
+    for _name in (
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+        "OMP_NUM_THREADS",
+    ):
+        os.environ.setdefault(_name, "1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -115,3 +115,49 @@ def test_lazy_package_imports_do_not_load_tensorflow():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow  # exports two SavedModels
+def test_prior_and_prefilled_models_see_the_whole_image(tmp_path):
+    """Untrained corrections (zero), so a prior + dither + prefill model must
+    give exactly the whole image's analytic dither mask and its whole-image
+    diffusion inpainting on a photo of many tiles: nothing of the tiles shows."""
+    import json
+
+    import keras
+    from helpers import photo_crop
+
+    from wgimask import baselines, export
+    from wgimask.networks import (
+        InpaintingGenerator,
+        MaskGenerator,
+        analytic_dither_mask,
+    )
+
+    keras.utils.set_random_seed(3)
+    export.export_models(
+        tmp_path,
+        InpaintingGenerator(None, 3, "tiny", prefill="diffusion"),
+        MaskGenerator(
+            None, 3, "tiny", "ordered_dither", density=0.1, prior="analytic"
+        ),
+    )
+    config = {
+        "density": 0.1,
+        "mode": "joint",
+        "channels": 3,
+        "model_size": "tiny",
+        "image_size": TILE,
+        "prefill": "diffusion",
+        "mask_prior": "analytic",
+        "binarisation": "ordered_dither",
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model = inference.Model.load(tmp_path)
+    image = photo_crop("chelsea", 128)[:, :100]  # 3 x 4 tiles of 32 px
+    mask = model.mask(image[None], 0.1)[0]
+    expected = np.asarray(analytic_dither_mask(image[None], 0.1))[0, ..., 0] > 0.5
+    np.testing.assert_array_equal(mask, expected)
+    inpainted = model.inpaint(image[None], mask[None])[0]
+    diffused = np.clip(baselines.inpaint(image, mask), 0.0, 1.0)
+    np.testing.assert_allclose(inpainted, diffused, atol=1e-5)

@@ -177,12 +177,15 @@ def process(path, outputs, density, method, model, channels, seed) -> str:
     image = data.load_image(path, channels)
     mask = _mask(method, image, density, model, seed)
     results = {}
-    if "inpainted" in outputs:
-        results["inpainted"] = model.inpaint(image[None], mask[None])[0]
     if "diffusion" in outputs:
         from wgimask import baselines
 
         results["diffusion"] = np.clip(baselines.inpaint(image, mask), 0.0, 1.0)
+    if "inpainted" in outputs:
+        # A prefilled generator builds on this same diffusion inpainting.
+        diffused = results["diffusion"][None] if "diffusion" in results else None
+        results["inpainted"] = model.inpaint(image[None], mask[None], diffused)[0]
+    results = {k: results[k] for k in ("inpainted", "diffusion") if k in results}
     seconds = time.perf_counter() - start
     _save(mask[..., None].astype(np.float32), outputs["mask"])
     _save(image * mask[..., None], outputs["known"])

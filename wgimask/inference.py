@@ -30,6 +30,17 @@ The mask keeps exactly round(D H W) pixels: those with the highest confidence
 of the mask generator (`top_confidence_mask`), so its density is the requested
 one whatever density the model was trained for.
 
+Models trained with the analytic prior and the ordered dither
+(``--mask_prior=analytic --binarisation=ordered_dither``) and with a prefilled
+generator (``--prefill=diffusion``) split their work the other way round: the
+parts that see the whole image run on the whole image, and only the learned
+corrections run in blended tiles. The analytic density of the whole photo is
+multiplied by m's correction (tiles overlapping by a quarter, tent-blended in
+log space), rescaled to mean D over the whole image and dithered once, so
+points go wherever the photo needs them; g's residual (blended tiles) is added
+to the whole-image diffusion inpainting of the mask (`wgimask.baselines`),
+computed once. Tile borders reach neither the density nor the diffusion.
+
 Example:
     >>> import numpy as np, wgimask
     >>> image = np.random.default_rng(0).random((120, 90, 3), np.float32)
@@ -42,10 +53,15 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Sequence
 
 import numpy as np
 
+from wgimask.exact_density import (  # noqa: F401 - part of this module's API
+    check_density,
+    phase_rank,
+    point_count,
+    top_confidence_mask,
+)
 from wgimask.model_files import (  # noqa: F401 - part of this module's API
     PRETRAINED_DIR,
     ModelError,
@@ -62,99 +78,6 @@ MULTIPLE = 8
 
 #: Tiles (or images) per network call: bounds memory on large images.
 TILE_BATCH = 64
-
-
-# --------------------------------------------------------------------------
-# Exact densities
-
-
-def point_count(density: float, shape: Sequence[int]) -> int:
-    """The number of mask points, round(D H W), used for exact densities."""
-    return int(round(density * shape[0] * shape[1]))
-
-
-def check_density(density: float, shape: Sequence[int]) -> int:
-    """Validates a density for an image shape and returns its point count.
-
-    Args:
-        density: Fraction of pixels to keep.
-        shape: (height, width, ...) of the image.
-
-    Returns:
-        round(D H W), at least 1.
-
-    Raises:
-        ValueError: If the density is not in (0, 1) or keeps no pixel.
-    """
-    density = float(density)
-    if not 0.0 < density < 1.0:
-        raise ValueError(f"density must be in (0, 1), received {density!r}")
-    count = point_count(density, shape)
-    if count < 1:
-        smallest = 0.5 / (shape[0] * shape[1])
-        raise ValueError(
-            f"density {density:g} keeps 0 of the {shape[1]}x{shape[0]} image's "
-            f"{shape[0] * shape[1]} pixels; use at least {smallest:.2g}"
-        )
-    return count
-
-
-def top_confidence_mask(
-    confidence: np.ndarray, count: int, tile: int | None = None
-) -> np.ndarray:
-    """Keeps the ``count`` most confident pixels; ties go to the earlier pixel.
-
-    Args:
-        confidence: (H, W) or (H, W, 1) confidence values.
-        count: Number of known pixels to keep.
-        tile: If the confidence was computed in non-overlapping tiles of this
-            side (starting at the top left), pixels are ranked first by their
-            rank among the pixels of the same tile phase (`phase_rank`), then
-            by confidence; None ranks by confidence alone.
-
-    Returns:
-        A bool (H, W) mask with exactly ``count`` true pixels.
-    """
-    conf = np.asarray(confidence, np.float64)
-    if conf.ndim == 3:
-        conf = conf[..., 0]
-    flat = conf.ravel()
-    count = int(min(max(count, 0), flat.size))
-    if tile is None or (conf.shape[0] <= tile and conf.shape[1] <= tile):
-        # A stable sort of the negated values keeps raster order among ties.
-        keep = np.argsort(-flat, kind="stable")[:count]
-    else:
-        # lexsort: the last key is the primary one; it is stable as well.
-        keep = np.lexsort((-flat, -phase_rank(conf, tile).ravel()))[:count]
-    mask = np.zeros(flat.size, bool)
-    mask[keep] = True
-    return mask.reshape(conf.shape)
-
-
-def phase_rank(confidence: np.ndarray, tile: int) -> np.ndarray:
-    """Each pixel's rank among the pixels at the same position in their tile.
-
-    Args:
-        confidence: (H, W) values computed in non-overlapping tiles of side
-            `tile` from the top left.
-        tile: The tile side.
-
-    Returns:
-        (H, W) float64 in (0, 1): (rank + 0.5) / count within the pixel's
-        phase (y mod tile, x mod tile), ascending with the confidence.
-    """
-    height, width = confidence.shape
-    rows = np.arange(height) % tile
-    cols = np.arange(width) % tile
-    phase = (rows[:, None] * tile + cols[None, :]).ravel()
-    flat = np.asarray(confidence, np.float64).ravel()
-    order = np.lexsort((flat, phase))  # by phase, then ascending confidence
-    sorted_phase = phase[order]
-    first = np.searchsorted(sorted_phase, sorted_phase, side="left")
-    sizes = np.bincount(phase, minlength=tile * tile)[sorted_phase]
-    ranks = np.empty(flat.size)
-    ranks[order] = (np.arange(flat.size) - first + 0.5) / sizes
-    return ranks.reshape(height, width)
 
 
 # --------------------------------------------------------------------------
@@ -290,6 +213,83 @@ class Model:
             outs.append(np.asarray(out))
         return np.concatenate(outs)
 
+    @property
+    def prior(self) -> bool:
+        """Whether m learned a correction of the analytic density."""
+        return self.config.get("mask_prior") == "analytic"
+
+    @property
+    def prefilled(self) -> bool:
+        """Whether g learned a residual on the diffusion inpainting."""
+        return self.config.get("prefill") == "diffusion"
+
+    def _blended(self, network, inputs: dict, channels: int) -> np.ndarray:
+        """One image through `network`, whole or in tent-blended tiles.
+
+        Args:
+            network: A Keras model of (1, h, w, .) inputs, fully convolutional.
+            inputs: name -> (H, W, .) float32 array, the network's inputs.
+            channels: The output's channel count.
+
+        Returns:
+            (H, W, channels) float32.
+        """
+        import tensorflow as tf
+
+        height, width = next(iter(inputs.values())).shape[:2]
+        if not self._tiled(height, width):
+            padded = {k: _pad(v[None], MULTIPLE)[0] for k, v in inputs.items()}
+            out = network(
+                {k: tf.constant(v) for k, v in padded.items()}, training=False
+            )
+            return np.asarray(out)[0, :height, :width]
+        tile = self.tile
+        pad = ((0, max(tile - height, 0)), (0, max(tile - width, 0)), (0, 0))
+        mode = "reflect" if pad[0][1] < height and pad[1][1] < width else "edge"
+        inputs = {k: np.pad(v, pad, mode=mode) for k, v in inputs.items()}
+        full_h, full_w = next(iter(inputs.values())).shape[:2]
+        corners = [(y, x) for y in _starts(full_h, tile) for x in _starts(full_w, tile)]
+        outs = []
+        for first in range(0, len(corners), TILE_BATCH):
+            part = corners[first : first + TILE_BATCH]
+            batch = {
+                k: tf.constant(
+                    np.stack([v[y : y + tile, x : x + tile] for y, x in part])
+                )
+                for k, v in inputs.items()
+            }
+            outs.append(np.asarray(network(batch, training=False)))
+        outs = np.concatenate(outs)
+        ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
+        window = np.outer(ramp, ramp)[..., None].astype(np.float32)
+        total = np.zeros((full_h, full_w, channels), np.float32)
+        weight = np.zeros((full_h, full_w, 1), np.float32)
+        for (y, x), values in zip(corners, outs, strict=True):
+            total[y : y + tile, x : x + tile] += window * values
+            weight[y : y + tile, x : x + tile] += window
+        return (total / weight)[:height, :width]
+
+    def _prior_confidence(self, image: np.ndarray) -> np.ndarray:
+        """(H, W) confidence of a prior model: whole-image density, blended r."""
+        import keras
+        import tensorflow as tf
+
+        if not hasattr(self, "_correction_model"):
+            net = self.mask_generator
+            self._correction_model = keras.Model(
+                net.inputs, net.get_layer("correction").output, name="correction"
+            )
+        noise = _noise((1, *image.shape), "mask")[0]
+        correction = self._blended(
+            self._correction_model, {"image": image, "seed": noise}, 1
+        )
+        whole = tf.constant(image[None])
+        rho = self.mask_generator.get_layer("analytic_density")(whole)
+        confidence = self.mask_generator.get_layer("confidence")(
+            [rho, tf.constant(correction[None])]
+        )
+        return np.asarray(confidence)[0, ..., 0]
+
     def confidence(self, images: np.ndarray) -> np.ndarray:
         """The mask generator's confidence in [0, 1].
 
@@ -307,6 +307,8 @@ class Model:
             raise ModelError(f"{self.path} is an inpainting-only model: no mask")
         images = self._check(images)
         height, width = images.shape[1:3]
+        if self.prior and self._tiled(height, width):
+            return np.stack([self._prior_confidence(image) for image in images])
         if not self._tiled(height, width):
             padded, crop = _pad(images, MULTIPLE)
             noise = _noise(padded.shape, "mask")
@@ -342,16 +344,22 @@ class Model:
             return np.asarray(dithered)[..., 0] > 0.5
         return np.stack([top_confidence_mask(c, count, self.tile) for c in confidence])
 
-    def inpaint(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def inpaint(
+        self, images: np.ndarray, masks: np.ndarray, diffused: np.ndarray | None = None
+    ) -> np.ndarray:
         """The learned inpainting of images from masks.
 
         Images up to the crop size go through in one pass; larger ones in
         tiles of the crop size overlapping by a quarter, blended with tent
-        weights.
+        weights. A prefilled generator on a larger image adds its blended
+        residual to the whole-image diffusion inpainting.
 
         Args:
             images: (N, H, W, C) float in [0, 1]; only known pixels are used.
             masks: (N, H, W) or (N, H, W, 1), true/1 = known.
+            diffused: For a prefilled generator, the homogeneous diffusion
+                inpaintings of these images and masks if already computed
+                (`wgimask.baselines.inpaint`); ignored by other generators.
 
         Returns:
             (N, H, W, C) float32 in [0, 1], equal to the image where known.
@@ -359,7 +367,19 @@ class Model:
         images = self._check(images)
         masks = np.asarray(masks, np.float32).reshape(*images.shape[:3], 1)
         height, width = images.shape[1:3]
-        if not self._tiled(height, width):
+        if self.prefilled and self._tiled(height, width):
+            out = np.stack(
+                [
+                    self._prefilled_inpaint(i, m, None if diffused is None else d)
+                    for i, m, d in zip(
+                        images,
+                        masks,
+                        diffused if diffused is not None else [None] * len(images),
+                        strict=True,
+                    )
+                ]
+            )
+        elif not self._tiled(height, width):
             # Padded pixels are unknown-or-mirrored alike: the mask reflects
             # too, so border points are mirrored as in a larger image.
             padded, crop = _pad(images, MULTIPLE)
@@ -373,29 +393,43 @@ class Model:
         known = masks > 0.5
         return np.clip(np.where(known, images, out), 0.0, 1.0)
 
-    def _inpaint_tiled(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        tile = self.tile
-        height, width = image.shape[:2]
-        # Sides below one tile are padded up to it.
-        pad = ((0, max(tile - height, 0)), (0, max(tile - width, 0)), (0, 0))
-        mode = "reflect" if pad[0][1] < height and pad[1][1] < width else "edge"
-        image, mask = np.pad(image, pad, mode=mode), np.pad(mask, pad, mode=mode)
-        full_h, full_w = image.shape[:2]
-        corners = [(y, x) for y in _starts(full_h, tile) for x in _starts(full_w, tile)]
-        noise = _noise((1, full_h, full_w, self.channels), "generator")[0]
-        outs = self._inpaint_pass(
-            np.stack([image[y : y + tile, x : x + tile] for y, x in corners]),
-            np.stack([mask[y : y + tile, x : x + tile] for y, x in corners]),
-            np.stack([noise[y : y + tile, x : x + tile] for y, x in corners]),
+    def _prefilled_inpaint(
+        self, image: np.ndarray, mask: np.ndarray, diffused: np.ndarray | None
+    ) -> np.ndarray:
+        """Whole-image diffusion plus g's blended residual, clipped to [0, 1]."""
+        import keras
+
+        from wgimask import baselines
+
+        if diffused is None:
+            diffused = baselines.inpaint(image, mask[..., 0] > 0.5)
+        diffused = np.asarray(diffused, np.float32).reshape(image.shape)
+        if not hasattr(self, "_residual_model"):
+            net = self.generator
+            inputs = dict(net.input)
+            self._residual_model = keras.Model(
+                {
+                    "known": inputs["known"],
+                    "mask": inputs["mask"],
+                    "seed": inputs["seed"],
+                    "diffused": net.get_layer("diffusion").output,
+                },
+                net.get_layer("residual").output,
+                name="residual",
+            )
+        noise = _noise((1, *image.shape), "generator")[0] * (1.0 - mask)
+        residual = self._blended(
+            self._residual_model,
+            {"known": image * mask, "mask": mask, "seed": noise, "diffused": diffused},
+            self.channels,
         )
-        ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
-        window = np.outer(ramp, ramp)[..., None].astype(np.float32)
-        total = np.zeros((full_h, full_w, self.channels), np.float32)
-        weight = np.zeros((full_h, full_w, 1), np.float32)
-        for (y, x), values in zip(corners, outs, strict=True):
-            total[y : y + tile, x : x + tile] += window * values
-            weight[y : y + tile, x : x + tile] += window
-        return (total / weight)[:height, :width]
+        return np.clip(diffused + residual, 0.0, 1.0)
+
+    def _inpaint_tiled(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        # As export.inpaint: noise in the unknown pixels only.
+        noise = _noise((1, *image.shape), "generator")[0] * (1.0 - mask)
+        inputs = {"known": image * mask, "mask": mask, "seed": noise}
+        return self._blended(self.generator, inputs, self.channels)
 
     def optimise_mask(
         self, image: np.ndarray, density: float
