@@ -513,9 +513,11 @@ def solve_grid_multigrid(
     dinvs = [_inverse_diagonal(x) for x in ds]
     rs = [np.zeros((c,) + x.shape) for x in ds]
     es = [np.zeros((c,) + x.shape) for x in ds]
-    typed = numba.typed.List
+    # Tuples, not numba.typed.List: building typed lists compiles numba's
+    # list helpers in every new process (about 1 s), which the cache does not
+    # keep; a tuple's type (its length included) is cached like any other.
     x, iterations = _pcg(
-        typed(ds), typed(dinvs), typed(wxs), typed(wys), typed(rs), typed(es),
+        tuple(ds), tuple(dinvs), tuple(wxs), tuple(wys), tuple(rs), tuple(es),
         inverse, index, float(scale), int(sweeps), b,
         float(rtol), int(maxiter),
     )  # fmt: skip
