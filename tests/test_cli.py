@@ -193,3 +193,24 @@ def test_console_script_starts_without_tensorflow_log_block(model_dir, tmp_path)
     for noise in ("oneDNN custom operations", "cuda drivers", "cpu_feature_guard"):
         assert noise not in done.stderr
     assert "start-up" in done.stdout and "wrote" in done.stdout
+
+
+def test_tensorflow_info_lines_are_dropped_but_not_its_warnings():
+    """train.py logs at INFO through absl, as TensorFlow's SavedModel writer
+    does; only TensorFlow's own INFO records are dropped."""
+    import logging
+    import os
+
+    import tensorflow as tf
+
+    from wgimask import _entry
+
+    _entry.import_tensorflow_quietly()
+    inside = os.path.join(os.path.dirname(tf.__file__), "python", "saver.py")
+
+    def record(level, path):
+        return logging.LogRecord("absl", level, path, 1, "note", (), None)
+
+    assert not _entry._drop_tensorflow_info(record(logging.INFO, inside))
+    assert _entry._drop_tensorflow_info(record(logging.WARNING, inside))
+    assert _entry._drop_tensorflow_info(record(logging.INFO, _entry.__file__))

@@ -92,6 +92,26 @@ def import_tensorflow_quietly() -> None:
         ]
         if kept:
             print("\n".join(kept), file=sys.stderr, flush=True)
+    # TensorFlow's Python INFO lines (SavedModel writing: "Sharding callback
+    # duration", "Writing fingerprint", input renames) are notes of its own,
+    # some through absl's logger, which train.py sets to INFO for its own
+    # progress; warnings and errors still show.
+    import logging
+
+    from absl import logging as absl_logging
+
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    absl_logging.get_absl_logger().addFilter(_drop_tensorflow_info)
+
+
+def _drop_tensorflow_info(record) -> bool:
+    """A logging filter: False for INFO (and lower) records from TensorFlow."""
+    import logging
+
+    if record.levelno > logging.INFO:
+        return True
+    package = os.path.dirname(sys.modules["tensorflow"].__file__) + os.sep
+    return not (record.pathname or "").startswith(package)
 
 
 def help_requested(argv: list[str]) -> bool:
