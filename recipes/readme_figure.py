@@ -1,6 +1,6 @@
 """The README's figure: mask, learned inpainting and diffusion of the example.
 
-    python recipes/readme_figure.py [--density=0.1] [--output=docs/wgimask_chelsea_10pct.jpg]
+    python recipes/readme_figure.py [--density=0.1] [--output=FIGURE.jpg]
 
 Runs what ``wgimask --example --diffusion`` runs (the shipped model nearest
 the density on scikit-image's cat photo, through `wgimask.inference`) and

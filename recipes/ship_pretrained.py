@@ -1,6 +1,7 @@
 """Copies the exported pretraining runs into the package (wgimask/pretrained).
 
     python recipes/ship_pretrained.py --runs=runs/pretrained
+    python recipes/ship_pretrained.py --names=joint-0.05,joint-0.1,joint-0.2
 
 For each run (joint-0.05, joint-0.1, joint-0.2, inpaint) it copies the run's
 config.json and the SavedModels of its export folder (``mask_gan/`` for the
@@ -28,6 +29,7 @@ _LOG_TIME = re.compile(rb"^[IWEF](\d{4}) (\d\d:\d\d:\d\d\.\d+) ", re.MULTILINE)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("runs", "runs/pretrained", "Folder of the pretraining runs.")
+flags.DEFINE_list("names", list(RUN_NAMES), "The runs to ship (the others stay).")
 
 
 def wall_seconds(log: pathlib.Path) -> float:
@@ -75,7 +77,10 @@ def main(argv):
     del argv
     runs = pathlib.Path(FLAGS.runs)
     try:
-        for name in RUN_NAMES:
+        unknown = sorted(set(FLAGS.names) - set(RUN_NAMES))
+        if unknown:
+            sys.exit(f"ship_pretrained.py: --names: unknown {unknown}; use {RUN_NAMES}")
+        for name in FLAGS.names:
             facts = ship(runs / name, PACKAGE_DIR / name)
             print(f"{name}: {facts}")
     except (FileNotFoundError, ValueError) as error:

@@ -3,6 +3,10 @@
 #
 #   bash recipes/train_pretrained.sh            # all four runs, then ship them
 #   JOINT_STEPS=3000 bash recipes/train_pretrained.sh   # longer joint runs
+#   RUN_SET="joint:0.1:5e-4:600" bash recipes/train_pretrained.sh   # one run
+#
+# RUN_SET lists MODE:DENSITY:LEARNING_RATE:STEPS; the joint runs validate and
+# checkpoint ten times each.
 #
 # Rerunning resumes every run from its latest checkpoint. The four runs share
 # the machine, each with one TensorFlow thread: on few cores, one thread per
@@ -52,6 +56,12 @@ for run in $RUN_SET; do
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 
+# Ship the runs of RUN_SET (NO_SHIP=1: leave the package as it is).
 if [ -z "${NO_SHIP:-}" ]; then
-  python recipes/ship_pretrained.py --runs="$RUNS"
+  names=()
+  for run in $RUN_SET; do
+    IFS=: read -r mode density _ _ <<<"$run"
+    names+=("$([ "$mode" = joint ] && echo "joint-$density" || echo inpaint)")
+  done
+  python recipes/ship_pretrained.py --runs="$RUNS" --names="$(IFS=,; echo "${names[*]}")"
 fi
