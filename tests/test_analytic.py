@@ -165,3 +165,19 @@ def test_bad_input_is_rejected():
         analytic_mask(good, 0.1, exponent=0)
     with pytest.raises(ValueError, match="halftoning"):
         analytic_mask(good, 0.1, halftoning="floyd")
+
+
+@pytest.mark.parametrize("density", [0.05, 0.2])
+def test_halftone_density_is_the_analytic_masks_halftoning(density):
+    from wgimask.baselines import analytic
+
+    image = photo_crop("astronaut", 64)
+    rho = analytic.analytic_density(
+        image, sigma=analytic.auto_sigma(density), exponent=analytic.DEFAULT_EXPONENT
+    )
+    mask = analytic.halftone_density(rho, density, seed=3)
+    np.testing.assert_array_equal(mask, analytic.analytic_mask(image, density, seed=3))
+    with pytest.raises(ValueError, match="non-negative"):
+        analytic.halftone_density(-rho, density)
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        analytic.halftone_density(rho[None], density)

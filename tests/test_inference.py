@@ -91,7 +91,7 @@ def _periodicity(mask, period):
 
 @pytest.mark.slow
 def test_shipped_model_mask_shows_no_tile_structure_on_a_real_photo():
-    from wgimask.networks import analytic_dither_mask
+    from wgimask import baselines
 
     # scikit-image's cat, 451x300: real and non-square.
     photo = data.embedded_photos(3)[data.EMBEDDED_PHOTO_NAMES.index("chelsea")]
@@ -102,11 +102,11 @@ def test_shipped_model_mask_shows_no_tile_structure_on_a_real_photo():
     # The shipped models dither their density with a 64 px Bayer pattern, so
     # their masks are far more even than noise and the pattern itself shows at
     # the tile period (about 2.5 in noise units here). The reference is the
-    # same dither of the whole image's analytic density, computed without
-    # tiles: the learned correction's tiles must add nothing to it. (The
+    # analytic mask, the same dither of the whole image's analytic density
+    # computed without tiles: the learned correction's tiles must add nothing. (The
     # earlier half-overlapping tiles of ranked masks gave 3-4 in noise units
     # on random-like masks, whose own level is about 1.)
-    reference = np.asarray(analytic_dither_mask(photo[None], 0.05))[0, ..., 0] > 0.5
+    reference = baselines.analytic_mask(photo, 0.05)
     for period in (model.tile, model.tile // 2):
         assert _periodicity(mask, period) < 1.1 * _periodicity(reference, period)
 
@@ -127,19 +127,16 @@ def test_lazy_package_imports_do_not_load_tensorflow():
 @pytest.mark.slow  # exports two SavedModels
 def test_prior_and_prefilled_models_see_the_whole_image(tmp_path):
     """Untrained corrections (zero), so a prior + dither + prefill model must
-    give exactly the whole image's analytic dither mask and its whole-image
-    diffusion inpainting on a photo of many tiles: nothing of the tiles shows."""
+    give exactly the whole image's analytic mask (`baselines.analytic_mask`)
+    and its whole-image diffusion inpainting on a photo of many tiles:
+    nothing of the tiles shows."""
     import json
 
     import keras
     from helpers import photo_crop
 
     from wgimask import baselines, export
-    from wgimask.networks import (
-        InpaintingGenerator,
-        MaskGenerator,
-        analytic_dither_mask,
-    )
+    from wgimask.networks import InpaintingGenerator, MaskGenerator
 
     keras.utils.set_random_seed(3)
     export.export_models(
@@ -163,8 +160,7 @@ def test_prior_and_prefilled_models_see_the_whole_image(tmp_path):
     model = inference.Model.load(tmp_path)
     image = photo_crop("chelsea", 128)[:, :100]  # 3 x 4 tiles of 32 px
     mask = model.mask(image[None], 0.1)[0]
-    expected = np.asarray(analytic_dither_mask(image[None], 0.1))[0, ..., 0] > 0.5
-    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(mask, baselines.analytic_mask(image, 0.1))
     inpainted = model.inpaint(image[None], mask[None])[0]
     diffused = np.clip(baselines.inpaint(image, mask), 0.0, 1.0)
     np.testing.assert_allclose(inpainted, diffused, atol=1e-5)

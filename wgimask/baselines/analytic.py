@@ -33,6 +33,7 @@ __all__ = [
     "analytic_density",
     "analytic_mask",
     "halftone",
+    "halftone_density",
     "ordered_dither",
     "bayer_matrix",
     "HALFTONINGS",
@@ -290,6 +291,49 @@ def analytic_mask(
             raise ValueError(f"sigma must be a number >= 0 or 'auto', got {sigma!r}")
         sigma = auto_sigma(d)
     rho = analytic_density(image, sigma=sigma, exponent=exponent)
+    return halftone_density(rho, d, seed=seed, halftoning=halftoning)
+
+
+def halftone_density(
+    rho: np.ndarray,
+    density: float,
+    *,
+    seed: int = 0,
+    halftoning: str = "auto",
+) -> np.ndarray:
+    """Halftones a point density to a mask of exactly round(D N) points.
+
+    Steps 2 and 3 of `analytic_mask` for any density map: it is scaled to
+    mean D with values clipped at 1 (the clipped mass goes to the other
+    pixels), then dithered. `wgimask.inference` halftones the learned
+    densities of mask generators trained with the ordered dither this way,
+    so that a learned density equal to the analytic one gives the analytic
+    mask.
+
+    Args:
+        rho: (H, W) non-negative finite density (any scale; all zeros means
+            uniform).
+        density: fraction D in (0, 1) of points.
+        seed: seed of the halftoning (the ordered dither's phase, the error
+            diffusion's rounding and tie order).
+        halftoning: as for `analytic_mask`.
+
+    Returns:
+        (H, W) bool mask with exactly round(D * H * W) True pixels.
+
+    Raises:
+        ValueError: for a density outside (0, 1), a bad halftoning, or a
+            density map that is not 2-D, finite and non-negative.
+    """
+    d = check_density(density)
+    if halftoning not in HALFTONINGS:
+        raise ValueError(f"halftoning must be one of {HALFTONINGS}, got {halftoning!r}")
+    rho = np.asarray(rho, np.float64)
+    if rho.ndim != 2 or not np.isfinite(rho).all() or (rho < 0).any():
+        raise ValueError(
+            f"rho must be a finite, non-negative (H, W) array, received shape "
+            f"{rho.shape}"
+        )
     k = target_count(d, rho.size)
     if halftoning == "auto":
         halftoning = "ordered" if d < ORDERED_BELOW else "error_diffusion"
