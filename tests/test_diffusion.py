@@ -214,3 +214,29 @@ def test_grid_multigrid_honours_rtol(rtol):
     # one up to rounding.
     assert np.all(res <= 1.01 * rtol * np.linalg.norm(b, axis=0) + 1e-12)
     assert 0 < iterations <= 30
+
+
+@pytest.mark.parametrize("sweeps", [1, 3])
+def test_grid_multigrid_other_sweep_counts_agree_with_the_direct_solver(sweeps):
+    # The default is 2 sweeps; the pipelined passes must stay exact
+    # red-black Gauss-Seidel for any count (odd sizes: partial 2x2 blocks).
+    from wgimask.baselines.gridmg import solve_grid_multigrid
+
+    f = _crop("astronaut", (77, 91, 3))
+    mask = random_mask(f.shape, 0.05, seed=5)
+    u, iterations = solve_grid_multigrid(mask, f, rtol=1e-8, sweeps=sweeps)
+    assert np.abs(u - inpaint(f, mask, solver="direct")).max() < 1e-6
+    assert 0 < iterations <= 20
+    with pytest.raises(ValueError, match="sweeps"):
+        solve_grid_multigrid(mask, f, rtol=1e-6, sweeps=0)
+
+
+def test_grid_multigrid_compiles_once_for_all_sizes():
+    # Levels are passed as fixed-length tuples, so images with different
+    # numbers of levels share one compiled solver (no load per size).
+    from wgimask.baselines import _gridmg_kernels
+
+    for shape in [(20, 30, 3), (97, 75, 3)]:
+        f = _crop("astronaut", shape)
+        inpaint(f, random_mask(f.shape, 0.05, seed=0), solver="multigrid")
+    assert len(_gridmg_kernels._pcg.signatures) == 1
