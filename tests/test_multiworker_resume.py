@@ -1,0 +1,66 @@
+"""A killed worker of a two-worker run: rerunning both resumes and finishes.
+
+The workers, ports and logs are those of test_multiworker.py; this test is a
+file of its own so that test workers can run it beside that one.
+"""
+
+import pathlib
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+import tensorflow as tf
+from helpers import write_images
+from test_multiworker import TIMEOUT, command, read_log, start_workers, wait_all
+
+pytestmark = pytest.mark.slow
+
+
+def test_killed_worker_resumes_from_the_last_checkpoint(tmp_path):
+    write_images(tmp_path / "photos", count=4, size=(24, 32))
+    argv = command(
+        tmp_path / "photos",
+        tmp_path / "run",
+        "--mode=inpaint",  # two networks: a shorter trace, same resume path
+        "--epochs=2",
+        "--steps_per_epoch=40",
+        "--checkpoint_every=2",
+    )
+    started = time.perf_counter()
+    workers = start_workers(argv, tmp_path, "first")
+    index = tmp_path / "run" / "checkpoints" / "checkpoint"
+    deadline = time.time() + TIMEOUT
+    while not index.exists() and time.time() < deadline:
+        assert all(p.poll() is None for p in workers), read_log(tmp_path, "first", 0)
+        time.sleep(0.2)
+    assert index.exists(), read_log(tmp_path, "first", 0)
+    killed_pid = workers[1].pid
+    workers[1].send_signal(signal.SIGKILL)
+    workers[1].wait()
+    # The chief loses its peer: it fails or waits; either way it stops here.
+    try:
+        workers[0].wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        workers[0].kill()
+        workers[0].wait()
+    saved = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    saved_step = int(saved.rsplit("-", 1)[1])
+    assert 2 <= saved_step < 80
+
+    workers = start_workers(argv, tmp_path, "second")
+    wait_all(workers, tmp_path, "second")
+    print(f"kill and resume with two workers: {time.perf_counter() - started:.1f} s")
+    for worker in range(2):
+        assert f"Resuming inpaint training at step {saved_step} of 80" in read_log(
+            tmp_path, "second", worker
+        )
+    final = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert final.endswith("-80")
+    # The killed worker's temporary folder went with the rerun's start.
+    leftovers = pathlib.Path(tempfile.gettempdir()).glob(
+        f"wgimask-worker-{killed_pid}-*"
+    )
+    assert not list(leftovers)
+    assert (tmp_path / "run" / "export" / "inpainter" / "saved_model.pb").exists()
