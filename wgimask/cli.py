@@ -149,7 +149,9 @@ def _save(array, path: pathlib.Path) -> None:
     pixels = np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
-    Image.fromarray(pixels).save(path)
+    # zlib level 1: a 768x512 colour photo in 0.05 s against 0.29 s at
+    # Pillow's default level, 16 % larger; the pixels are the same.
+    Image.fromarray(pixels).save(path, compress_level=1)
 
 
 def metrics_text(name: str, image, result) -> str:
