@@ -55,6 +55,9 @@ def _commands():
                 continue
             for part in re.split(r"&&|\|\|", line):
                 words = shlex.split(part)
+                # Environment settings before the program (OMP_NUM_THREADS=1).
+                while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
+                    words = words[1:]
                 if words:
                     commands.append((words, param.id))
     return commands
