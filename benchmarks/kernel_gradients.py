@@ -3,7 +3,7 @@
     python benchmarks/kernel_gradients.py
 
 For the branch shapes of the small model's blocks (batch 16), times the two
-ways `wgimask.blocks` can compute the kernel gradient of a dilated branch on
+ways `wgimask.fused_conv` can compute the kernel gradient of a dilated branch on
 the CPU: k*k shifted copies of the output gradient and one matmul
 (`_kernel_gradients` without oneDNN), and space-to-batch + TensorFlow's
 undilated filter-gradient op (`_space_to_batch_kernel_gradient`). It prints
@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import tensorflow as tf  # noqa: E402
 
-from wgimask import blocks  # noqa: E402
+from wgimask import fused_conv  # noqa: E402
 
 # (input channels, branch output channels, side): the small model's blocks.
 SHAPES = ((7, 8, 64), (32, 8, 64), (32, 16, 32), (64, 16, 16), (64, 32, 8))
@@ -43,7 +43,8 @@ def _best_ms(function, *args, repeats: int = 5) -> float:
 
 
 def main() -> None:
-    print(f"oneDNN on: {blocks._onednn_enabled()}, batch {BATCH}, {KERNEL}x{KERNEL}")
+    onednn_on = fused_conv._onednn_enabled()
+    print(f"oneDNN on: {onednn_on}, batch {BATCH}, {KERNEL}x{KERNEL}")
     print(
         f"{'C_in':>5s} {'C':>4s} {'side':>5s} {'d':>2s} {'copies ms':>10s} "
         f"{'s2b ms':>8s} {'rel. diff':>10s}"
@@ -53,21 +54,21 @@ def main() -> None:
         g = tf.random.normal((BATCH, side, side, c_out), seed=2)
         for d in (2, 5):
             copies = tf.function(
-                lambda x, g, d=d: blocks._kernel_gradients(x, [g], KERNEL, [d])[0]
+                lambda x, g, d=d: fused_conv._kernel_gradients(x, [g], KERNEL, [d])[0]
             )
             s2b = tf.function(
-                lambda x, g, d=d: blocks._space_to_batch_kernel_gradient(
+                lambda x, g, d=d: fused_conv._space_to_batch_kernel_gradient(
                     x, g, KERNEL, d
                 )
             )
             # Trace the copies with oneDNN's shortcuts off: that is the path
             # the blocks take without them.
-            onednn = blocks._onednn_enabled
-            blocks._onednn_enabled = lambda: False
+            onednn = fused_conv._onednn_enabled
+            fused_conv._onednn_enabled = lambda: False
             try:
                 with_copies = copies(x, g)
             finally:
-                blocks._onednn_enabled = onednn
+                fused_conv._onednn_enabled = onednn
             diff = tf.reduce_max(tf.abs(with_copies - s2b(x, g))) / tf.reduce_max(
                 tf.abs(with_copies)
             )

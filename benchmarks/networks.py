@@ -60,9 +60,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tensorflow as tf  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
-from wgimask import blocks, data, exact_diffusion, export  # noqa: E402
-from wgimask.blocks import round_straight_through  # noqa: E402
+from wgimask import data, exact_diffusion, export, fused_conv  # noqa: E402
 from wgimask.devices import cpu_description  # noqa: E402
+from wgimask.mask_layers import round_straight_through  # noqa: E402
 from wgimask.networks import (  # noqa: E402
     MODEL_SIZES,
     Critic,
@@ -366,7 +366,7 @@ def main(argv=None) -> dict:
     plain_ops = contextlib.ExitStack()  # held until main returns
     if args.reference_ops or args.jit_compile:
         # XLA compiles the plain ops (as the Trainer does with jit_compile).
-        plain_ops.enter_context(blocks.reference_ops())
+        plain_ops.enter_context(fused_conv.reference_ops())
     repeats = args.repeats or (1 if args.quick else 3)
     started = time.perf_counter()
 

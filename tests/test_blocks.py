@@ -3,17 +3,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wgimask import blocks, dither
+from wgimask import dither, fused_conv
 from wgimask.blocks import (
-    Binarization,
     DilatedConv2DTranspose,
     FrobeniusNormConstraint,
     FunnelBlock,
-    InpaintingConstraint,
     ParallelDilatedBlock,
-    fused_convolution,
     hard_sigmoid,
-    reference_ops,
+)
+from wgimask.fused_conv import fused_convolution, reference_ops
+from wgimask.mask_layers import (
+    Binarization,
+    InpaintingConstraint,
     round_straight_through,
 )
 
@@ -386,7 +387,7 @@ def test_fused_transposed_conv_matches_stock_ops(
 
 def test_fused_path_matches_in_a_graph_with_chunked_kernel_gradients(monkeypatch):
     # Tiny chunks force the batch split of the kernel-gradient matmul.
-    monkeypatch.setattr(blocks, "_KERNEL_GRAD_CHUNK_VALUES", 2000)
+    monkeypatch.setattr(fused_conv, "_KERNEL_GRAD_CHUNK_VALUES", 2000)
     block = ParallelDilatedBlock(8, transposed=True)
     x = tf.random.normal((5, 8, 16, 3))
     block(x)
@@ -409,7 +410,7 @@ def test_fused_path_with_onednn_kernel_gradient_matches(monkeypatch, filters, sh
     # and paddings (sides that are no multiple of the dilation) here, whatever
     # this process's kernels are. 128 filters: the d = 5 branch has 32 channels
     # and keeps the shifted copies.
-    monkeypatch.setattr(blocks, "_onednn_enabled", lambda: True)
+    monkeypatch.setattr(fused_conv, "_onednn_enabled", lambda: True)
     block = ParallelDilatedBlock(filters)
     x = tf.random.normal(shape)
     fast = _values_and_grads(block, x)

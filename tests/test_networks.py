@@ -6,9 +6,10 @@ from helpers import photo_crop
 
 from wgimask.analytic_prior import analytic_importance, auto_sigma
 from wgimask.baselines import inpaint as baseline_inpaint
-from wgimask.blocks import FrobeniusNormConstraint, reference_ops
+from wgimask.blocks import FrobeniusNormConstraint
 from wgimask.dither import normalise_density
 from wgimask.exact_diffusion import diffusion_inpaint
+from wgimask.fused_conv import reference_ops
 from wgimask.losses import mask_density
 from wgimask.networks import (
     MODEL_SIZES,

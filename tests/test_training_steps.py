@@ -21,7 +21,7 @@ from helpers import synthetic_image
 from test_training import TINY
 
 from wgimask import data
-from wgimask.blocks import reference_ops
+from wgimask.fused_conv import reference_ops
 from wgimask.training import Trainer, TrainingConfig
 
 

@@ -27,12 +27,12 @@ __version__ = "0.1.0"
 
 # Public name -> module that defines it (imported on first access).
 _LAZY = {
-    "BINARISATION_OPERATORS": "wgimask.blocks",
-    "Binarization": "wgimask.blocks",
+    "BINARISATION_OPERATORS": "wgimask.mask_layers",
+    "Binarization": "wgimask.mask_layers",
     "DilatedConv2DTranspose": "wgimask.blocks",
     "FrobeniusNormConstraint": "wgimask.blocks",
     "FunnelBlock": "wgimask.blocks",
-    "InpaintingConstraint": "wgimask.blocks",
+    "InpaintingConstraint": "wgimask.mask_layers",
     "ParallelDilatedBlock": "wgimask.blocks",
     "hard_sigmoid": "wgimask.blocks",
     "critic_loss": "wgimask.losses",

@@ -1,6 +1,6 @@
 """Ordered dithering with an exact point count: a density map becomes a mask.
 
-The ``ordered_dither`` binarisation of `wgimask.blocks.Binarization` and the
+The ``ordered_dither`` binarisation of `wgimask.mask_layers.Binarization` and the
 analytic mask prior of `wgimask.networks` turn a non-negative importance map
 into a binary mask in three steps:
 
@@ -36,7 +36,7 @@ BAYER_SIZE = 64
 #: Clamp-and-rescale passes of `normalise_density`.
 NORMALISE_PASSES = 6
 # The paper's operators (Table 1): all hard rounding at inference (the names
-# of `wgimask.blocks.PAPER_BINARISATION_OPERATORS`, which imports this module).
+# of `wgimask.mask_layers.PAPER_BINARISATION_OPERATORS`, which imports this module).
 _PAPER_OPERATORS = ("hard_rounding", "additive_noise", "stochastic_rounding")
 # Added to the importance so that an all-zero map normalises to a constant.
 _EPSILON = 1e-6
@@ -179,7 +179,7 @@ def binarise_confidence(confidence, binarisation: str = "hard_rounding", density
 
     Args:
         confidence: (B, H, W, 1) confidence c in [0, 1].
-        binarisation: A `wgimask.blocks.BINARISATION_OPERATORS` name (the
+        binarisation: A `wgimask.mask_layers.BINARISATION_OPERATORS` name (the
             ``binarisation`` of the mask generator's config).
         density: Target density D in (0, 1); needed for ``ordered_dither``.
 

@@ -30,17 +30,19 @@ import tensorflow as tf
 from wgimask.analytic_prior import DEFAULT_EXPONENT, AnalyticDensity, auto_sigma
 from wgimask.blocks import (
     PACKAGE,
-    Binarization,
-    ClippedResidual,
     DilatedConv2DTranspose,
     FrobeniusNormConstraint,
     FunnelBlock,
-    InpaintingConstraint,
     ParallelDilatedBlock,
-    PriorConfidence,
     hard_sigmoid,
 )
 from wgimask.exact_diffusion import DiffusionInpainting
+from wgimask.mask_layers import (
+    Binarization,
+    ClippedResidual,
+    InpaintingConstraint,
+    PriorConfidence,
+)
 
 # Width factor of each model size relative to the reference channel counts.
 MODEL_SIZES = {"paper": 1.0, "medium": 0.5, "small": 0.25, "tiny": 0.125}
@@ -263,7 +265,7 @@ class MaskGenerator(_Network):
     correction r of the analytic density rho of the image (layer
     ``analytic_density``, `wgimask.analytic_prior`), and the ``confidence``
     layer is normalise_density(rho exp(r), D) in [0, 1] with mean D
-    (`wgimask.blocks.PriorConfidence`). An untrained m therefore gives the
+    (`wgimask.mask_layers.PriorConfidence`). An untrained m therefore gives the
     analytic density's mask under its binarisation; with ``ordered_dither``
     that is `analytic_dither_mask`.
 
@@ -271,7 +273,7 @@ class MaskGenerator(_Network):
         image_size: As for `InpaintingGenerator`.
         channels: 3 for colour, 1 for grey.
         model_size: A key of `MODEL_SIZES`.
-        binarisation: One of `wgimask.blocks.BINARISATION_OPERATORS`.
+        binarisation: One of `wgimask.mask_layers.BINARISATION_OPERATORS`.
         density: Target density D in (0, 1); needed by ``ordered_dither`` and
             by the prior, else optional and unused.
         prior: One of `MASK_PRIORS`: None (the paper) or "analytic".

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from wgimask import blocks, data, losses, metrics
+from wgimask import data, fused_conv, losses, metrics
 from wgimask.analytic_prior import DEFAULT_EXPONENT
 from wgimask.exact_diffusion import diffusion_inpaint
 from wgimask.networks import (
@@ -430,7 +430,7 @@ class Trainer:
         # XLA compiles the plain ops (it fuses them itself); the fused blocks
         # target TensorFlow's own kernels and do not compile with XLA.
         with (
-            blocks.reference_ops()
+            fused_conv.reference_ops()
             if self.config.jit_compile
             else contextlib.nullcontext()
         ):

@@ -23,8 +23,8 @@ import tensorflow as tf
 from absl import logging
 
 from wgimask import data, run_folder, warm_start
-from wgimask.blocks import BINARISATION_OPERATORS  # noqa: F401 (re-export)
 from wgimask.export import export_models
+from wgimask.mask_layers import BINARISATION_OPERATORS  # noqa: F401 (re-export)
 from wgimask.networks import MODEL_SIZES  # noqa: F401 (re-export)
 from wgimask.trainer import (  # noqa: F401 (re-exports)
     GRAD_NORM,

@@ -6,7 +6,7 @@ import dataclasses
 import math
 
 from wgimask import losses
-from wgimask.blocks import BINARISATION_OPERATORS
+from wgimask.mask_layers import BINARISATION_OPERATORS
 from wgimask.networks import DOWNSAMPLING, MASK_PRIORS, MODEL_SIZES, PREFILLS
 
 #: joint: the mask GAN; inpaint: g and d on random masks; mask: m alone,
