@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from wgimask.reports import EvaluationError
 
 if TYPE_CHECKING:
-    from wgimask.evaluation import EvaluationConfig, Method
+    from wgimask.evaluation_config import EvaluationConfig, Method
 
 
 class MissingModelsError(FileNotFoundError):
