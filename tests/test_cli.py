@@ -35,6 +35,7 @@ def _run(capsys, *args):
     return code or 0, out, err
 
 
+@pytest.mark.slow
 def test_command_on_non_square_image_larger_than_training_size(
     model_dir, tmp_path, capsys
 ):
@@ -69,6 +70,7 @@ def test_command_on_non_square_image_larger_than_training_size(
         assert shape == (75, 130, 3)
 
 
+@pytest.mark.slow
 def test_rerun_refuses_to_overwrite_without_the_flag(model_dir, tmp_path, capsys):
     photo = _photo(tmp_path)
     args = (photo, f"--model={model_dir}", f"--output_dir={tmp_path / 'out'}")
@@ -124,6 +126,7 @@ def test_bad_requests_give_one_line(tmp_path, capsys, args, message):
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
+@pytest.mark.slow
 def test_zero_pixel_density_is_refused_before_any_output(model_dir, tmp_path, capsys):
     small, large = (
         _photo(tmp_path, "a.png", 64, 80),
@@ -138,6 +141,7 @@ def test_zero_pixel_density_is_refused_before_any_output(model_dir, tmp_path, ca
     assert not list(out.iterdir())  # not even the first image's files
 
 
+@pytest.mark.slow
 def test_tiny_images_follow_one_rule_decided_before_writing(
     model_dir, tmp_path, capsys
 ):

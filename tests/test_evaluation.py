@@ -277,6 +277,7 @@ def test_method_device_names_both_parts_when_they_differ():
 # End to end
 
 
+@pytest.mark.slow
 def test_run_writes_all_outputs(image_dir, models_dir, tmp_path, caplog):
     methods = ("random+hd", "ps+hd", "mg")
     config = _config(image_dir, tmp_path, methods=methods, models_dir=str(models_dir))
@@ -367,6 +368,7 @@ def test_run_repeats_for_a_seed_and_subsets_agree(image_dir, tmp_path):
     assert other != subset
 
 
+@pytest.mark.slow
 def test_raw_mask_gan_density_is_reported(image_dir, models_dir, tmp_path):
     config = _config(
         image_dir,
@@ -385,6 +387,7 @@ def test_raw_mask_gan_density_is_reported(image_dir, models_dir, tmp_path):
     assert all(math.isfinite(r["psnr"]) for r in result.per_image)
 
 
+@pytest.mark.slow
 def test_channel_mismatch_with_models_is_an_error(image_dir, models_dir, tmp_path):
     config = _config(
         image_dir, tmp_path, methods=("mg",), models_dir=str(models_dir), channels=1
@@ -447,6 +450,7 @@ def test_entry_script_says_what_models_to_pass(tmp_path):
 # One inference path, small images, output folders
 
 
+@pytest.mark.slow
 def test_learned_masks_are_those_of_the_command(models_dir, image_dir):
     from wgimask import inference
 

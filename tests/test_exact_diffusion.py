@@ -175,6 +175,7 @@ def test_bad_inputs_raise_clear_errors():
         solve(image, mask, preconditioner="ilu")
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_matches_one_device():
     """Gradients summed over two logical CPUs equal the one-device gradient."""
     script = textwrap.dedent(

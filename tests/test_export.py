@@ -23,6 +23,7 @@ def exported(tmp_path_factory):
     return path, g, m
 
 
+@pytest.mark.slow
 def test_export_layout_and_atomic_replacement(exported, tmp_path):
     path, g, m = exported
     assert sorted(p.name for p in path.iterdir()) == [
@@ -47,6 +48,7 @@ def _stored_values(saved_model) -> int:
     return sum(int(np.prod(shape)) for shape in shapes.values())
 
 
+@pytest.mark.slow
 def test_savedmodels_store_each_weight_once(exported):
     path, g, m = exported
     assert _stored_values(path / "inpainter") == g.count_params()
@@ -104,6 +106,7 @@ def test_savedmodels_match_in_memory_models_in_fresh_process(exported, tmp_path)
     np.testing.assert_allclose(np.load(tmp_path / "keras_u.npy"), zero_seed, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_serving_is_deterministic(exported):
     _, g, m = exported
     image = tf.random.uniform((1, 16, 16, 3))
@@ -150,6 +153,7 @@ BAD_REQUESTS = {
 }
 
 
+@pytest.mark.slow
 def test_bad_requests_fail_with_named_cause_and_the_process_survives(exported):
     """Each bad input gets an InvalidArgument naming the expectation.
 
@@ -189,6 +193,7 @@ def test_bad_requests_fail_with_named_cause_and_the_process_survives(exported):
     assert messages["good shape"] == [1, 13, 21, 1]
 
 
+@pytest.mark.slow
 def test_sides_not_multiple_of_8_are_reflect_padded_and_cropped(exported):
     _, g, m = exported
     image = tf.random.uniform((2, 13, 21, 3), seed=3)
@@ -209,6 +214,7 @@ def test_sides_not_multiple_of_8_are_reflect_padded_and_cropped(exported):
     )
 
 
+@pytest.mark.slow
 def test_export_folder_has_the_run_folder_mode(tmp_path):
     model_dir = tmp_path / "run"
     model_dir.mkdir(mode=0o755)

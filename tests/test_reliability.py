@@ -69,6 +69,7 @@ def hold_lock(model_dir):
     return holder
 
 
+@pytest.mark.slow
 def test_second_writer_stops_at_once_naming_folder_and_holder(photos, tmp_path):
     model_dir = tmp_path / "run"
     model_dir.mkdir()
@@ -143,6 +144,7 @@ def finished(finished_once, tmp_path):
         (dict(beta=0.123), ["beta"]),
     ],
 )
+@pytest.mark.slow
 def test_resuming_with_other_networks_or_objective_is_refused(finished, change, fields):
     before = (pathlib.Path(finished.model_dir) / "config.json").read_text()
     with pytest.raises(run_folder.RunFolderError) as error:
@@ -156,6 +158,7 @@ def test_resuming_with_other_networks_or_objective_is_refused(finished, change, 
     assert (pathlib.Path(finished.model_dir) / "config.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_resuming_with_longer_training_is_allowed_and_overwrite_starts_over(finished):
     longer = dataclasses.replace(finished, epochs=2, checkpoint_every=2)
     assert int(train(longer, export=False).step) == 4
@@ -173,6 +176,7 @@ def test_unknown_saved_fields_count_as_differences():
 # --- No leftovers; one mode ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_leftovers_of_killed_writes_are_removed_at_start(finished):
     model_dir = pathlib.Path(finished.model_dir)
     leftovers = [
@@ -189,6 +193,7 @@ def test_leftovers_of_killed_writes_are_removed_at_start(finished):
     assert (model_dir / "checkpoints" / "checkpoint").exists()
 
 
+@pytest.mark.slow
 def test_run_folder_has_one_mode_throughout(photos, tmp_path):
     model_dir = tmp_path / "run"
     train(tiny_config(photos, model_dir, mode="inpaint"))
@@ -201,6 +206,7 @@ def test_run_folder_has_one_mode_throughout(photos, tmp_path):
     } == {str(p.relative_to(model_dir)): oct(mode) for p in folders}
 
 
+@pytest.mark.slow
 def test_missed_validation_of_a_finished_epoch_is_redone(photos, tmp_path, monkeypatch):
     config = tiny_config(photos, tmp_path / "run")
 
@@ -239,6 +245,7 @@ def test_non_finite_settings_are_rejected(field, value):
         TrainingConfig(**{field: value}).validate()
 
 
+@pytest.mark.slow
 def test_training_stops_at_the_first_non_finite_loss(photos, tmp_path):
     # A finite but absurd learning rate: the weights overflow within steps.
     config = tiny_config(

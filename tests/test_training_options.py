@@ -91,6 +91,7 @@ def test_json_init_from_list_becomes_a_tuple():
     assert TrainingConfig(init_from=["a", "b"]).init_from == ("a", "b")
 
 
+@pytest.mark.slow
 def test_mask_mode_trains_m_alone_and_logs_both_psnrs(mask_run):
     config, trainer = mask_run
     assert list(trainer.networks) == ["mask_generator"] and trainer.critic is None
@@ -107,6 +108,7 @@ def test_mask_mode_trains_m_alone_and_logs_both_psnrs(mask_run):
     assert saved["mode"] == "mask" and saved["mask_operator"] == "diffusion"
 
 
+@pytest.mark.slow
 def test_dithered_export_keeps_the_exact_count(mask_run):
     config, trainer = mask_run
     loaded = tf.saved_model.load(str(trainer.model_dir / "export" / "mask_gan"))
@@ -145,6 +147,7 @@ def test_binarise_confidence_rejects_bad_arguments():
         binarise_confidence(c, "top_k", 0.1)
 
 
+@pytest.mark.slow
 def test_joint_diffusion_operator_trains_m_on_the_diffusion_error(photos, tmp_path):
     config = TrainingConfig(
         data_dir=photos,
@@ -169,6 +172,7 @@ def test_joint_diffusion_operator_trains_m_on_the_diffusion_error(photos, tmp_pa
     assert (saved["prefill"], saved["mask_prior"]) == ("diffusion", "analytic")
 
 
+@pytest.mark.slow
 def test_warm_start_from_a_run_and_from_an_export(mask_run, photos, tmp_path):
     _, source = mask_run
     expected = [w.numpy() for w in source.mask_generator.weights]
@@ -256,6 +260,7 @@ def test_flags(flags_parsed):
     assert config.init_from == ("generator=a", "b")
 
 
+@pytest.mark.slow
 def test_inference_module_serves_dithered_prefilled_prior_runs(photos, tmp_path):
     """A run with every option loads through wgimask.inference; its masks are
     the model's own dither with exactly round(D N) points at any density."""
