@@ -13,7 +13,6 @@ docs/many-machines.md.
 from __future__ import annotations
 
 import dataclasses
-import logging as std_logging
 import sys
 
 from wgimask import _entry  # noqa: E402 (light: no TensorFlow yet)
@@ -186,9 +185,9 @@ def main(argv):
     except ValueError as error:
         # One line naming the flag: the field names are the flag names.
         sys.exit(f"train.py: --{error}")
+    # Our own progress lines; TensorFlow's INFO chatter (checkpoint sharding)
+    # stays out of the log (_entry.import_tensorflow_quietly).
     logging.set_verbosity(logging.INFO)
-    # Keep TensorFlow's own INFO chatter (checkpoint sharding) out of the log.
-    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
     if FLAGS.export_only:
         try:
             print(f"Exported {training.export_run(config.model_dir)}")

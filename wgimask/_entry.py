@@ -45,14 +45,21 @@ def _benign(line: str) -> bool:
 def import_tensorflow_quietly() -> None:
     """Imports TensorFlow and Keras, dropping only their benign start-up lines.
 
-    Safe to call more than once; does nothing once TensorFlow is imported.
-    Any other output on stderr during the import is passed through.
+    Safe to call more than once; imports nothing once TensorFlow is imported.
+    Any other output on stderr during the import is passed through, and
+    TensorFlow's own Python INFO log lines are dropped from then on (see
+    `_quiet_tensorflow_logging`).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # wgimask's oneDNN default (see wgimask/__init__.py) must be set first.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    if "tensorflow" in sys.modules:
-        return
+    if "tensorflow" not in sys.modules:
+        _import_filtering_stderr()
+    _quiet_tensorflow_logging()
+
+
+def _import_filtering_stderr() -> None:
+    """Imports Keras and TensorFlow with the benign lines of stderr dropped."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -92,15 +99,27 @@ def import_tensorflow_quietly() -> None:
         ]
         if kept:
             print("\n".join(kept), file=sys.stderr, flush=True)
-    # TensorFlow's Python INFO lines (SavedModel writing: "Sharding callback
-    # duration", "Writing fingerprint", input renames) are notes of its own,
-    # some through absl's logger, which train.py sets to INFO for its own
-    # progress; warnings and errors still show.
+
+
+# TensorFlow's package folder, set once it is imported (`_drop_tensorflow_info`).
+_TENSORFLOW_PACKAGE = ""
+
+
+def _quiet_tensorflow_logging() -> None:
+    """Drops TensorFlow's Python INFO lines; its warnings and errors still show.
+
+    They are notes of its own (SavedModel writing: "Sharding callback
+    duration", "Writing fingerprint", input renames), some through absl's
+    logger, which train.py sets to INFO for its own progress.
+    """
     import logging
 
     from absl import logging as absl_logging
 
+    global _TENSORFLOW_PACKAGE
+    _TENSORFLOW_PACKAGE = os.path.dirname(sys.modules["tensorflow"].__file__) + os.sep
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    # addFilter keeps one copy of the same filter, however often this runs.
     absl_logging.get_absl_logger().addFilter(_drop_tensorflow_info)
 
 
@@ -108,10 +127,9 @@ def _drop_tensorflow_info(record) -> bool:
     """A logging filter: False for INFO (and lower) records from TensorFlow."""
     import logging
 
-    if record.levelno > logging.INFO:
+    if record.levelno > logging.INFO or not _TENSORFLOW_PACKAGE:
         return True
-    package = os.path.dirname(sys.modules["tensorflow"].__file__) + os.sep
-    return not (record.pathname or "").startswith(package)
+    return not (record.pathname or "").startswith(_TENSORFLOW_PACKAGE)
 
 
 def help_requested(argv: list[str]) -> bool:

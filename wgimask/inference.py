@@ -377,15 +377,12 @@ class Model:
         masks = np.asarray(masks, np.float32).reshape(*images.shape[:3], 1)
         height, width = images.shape[1:3]
         if self.prefilled and self._tiled(height, width):
+            if diffused is None:
+                diffused = [None] * len(images)
             out = np.stack(
                 [
-                    self._prefilled_inpaint(i, m, None if diffused is None else d)
-                    for i, m, d in zip(
-                        images,
-                        masks,
-                        diffused if diffused is not None else [None] * len(images),
-                        strict=True,
-                    )
+                    self._prefilled_inpaint(i, m, d)
+                    for i, m, d in zip(images, masks, diffused, strict=True)
                 ]
             )
         elif not self._tiled(height, width):
