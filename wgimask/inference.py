@@ -342,7 +342,7 @@ class Model:
             # halftoned exactly as the analytic masks halftone the analytic
             # density, so that the learned correction is the only difference
             # from them. On the 18 validation crops the shipped models' masks
-            # gave 0.16-0.58 dB more with diffusion this way (5-20 %) than
+            # gave 0.15-0.58 dB more with diffusion this way (5-20 %) than
             # with the networks' own phase-0 Bayer dither (the exported
             # mask_gan's), which rescales differently (six clamp passes) and
             # has no error diffusion from 15 %.
@@ -474,8 +474,9 @@ def _starts(length: int, tile: int) -> list[int]:
     """Tile origins overlapping by an eighth of a tile, the last flush.
 
     An eighth costs 1.31x the pixels of the image against 1.78x for a quarter;
-    on the six 512 px validation photos at 10 % the learned inpainting of a
-    prefilled model differed by at most 0.03 dB between the two (either sign).
+    on the six 512 px validation photos at 10 % the shipped model's PSNR was
+    the same within 0.02 dB, 0.05-0.07 dB better on one photo
+    (benchmarks/prior_models.py, docs/performance.md).
     """
     step = tile - tile // 8
     return [*range(0, max(length - tile, 0), step), max(length - tile, 0)]
