@@ -218,3 +218,49 @@ def test_tensorflow_info_lines_are_dropped_but_not_its_warnings():
     assert not _entry._drop_tensorflow_info(record(logging.INFO, inside))
     assert _entry._drop_tensorflow_info(record(logging.WARNING, inside))
     assert _entry._drop_tensorflow_info(record(logging.INFO, _entry.__file__))
+
+
+def test_exit_at_once_flushes_output_and_keeps_the_status(tmp_path):
+    """The console script ends with os._exit: nothing printed may be lost, and
+    sys.exit's status (a message: 1, printed) is kept."""
+    script = (
+        "import sys\n"
+        "from wgimask import _entry\n"
+        "def ok():\n"
+        "    print('done', end='')\n"
+        "def bad():\n"
+        "    print('partial')\n"
+        "    sys.exit('wgimask: 1 of 2 images failed')\n"
+        "_entry.exit_at_once(ok if sys.argv[1] == 'ok' else bad)\n"
+        "print('never reached')\n"
+    )
+    runs = {
+        kind: subprocess.run(
+            [sys.executable, "-c", script, kind],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        for kind in ("ok", "bad")
+    }
+    assert (runs["ok"].returncode, runs["ok"].stdout) == (0, "done")
+    assert runs["bad"].returncode == 1
+    assert runs["bad"].stdout == "partial\n"
+    assert runs["bad"].stderr.strip() == "wgimask: 1 of 2 images failed"
+
+
+def test_quiet_tensorflow_import_skips_matplotlib_but_leaves_it_importable():
+    """Keras would import matplotlib.pyplot (0.5 s); evaluate.py's figures
+    still import it afterwards."""
+    script = (
+        "import sys\n"
+        "from wgimask import _entry\n"
+        "_entry.import_tensorflow_quietly()\n"
+        "import keras\n"
+        "print('matplotlib' in sys.modules)\n"
+        "import matplotlib.pyplot\n"
+        "print(matplotlib.pyplot.__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "matplotlib.pyplot"]

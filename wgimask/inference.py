@@ -143,7 +143,8 @@ class Model:
         fields = {field.name for field in dataclasses.fields(TrainingConfig)}
         try:
             networks = build_networks(
-                TrainingConfig(**{k: v for k, v in config.items() if k in fields})
+                TrainingConfig(**{k: v for k, v in config.items() if k in fields}),
+                critic=False,
             )
         except (TypeError, ValueError) as error:
             raise ModelError(f"{exported.parent}/config.json: {error}") from None

@@ -108,11 +108,14 @@ def default_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def build_networks(config: TrainingConfig) -> dict[str, keras.Model | None]:
+def build_networks(
+    config: TrainingConfig, critic: bool = True
+) -> dict[str, keras.Model | None]:
     """The networks of a run's config: ``generator``, ``critic``, ``mask_generator``.
 
     Built in the current scope and dtype policy; None for a network the mode
-    does not have (m in ``inpaint`` mode, d in ``mask`` mode). In ``mask``
+    does not have (m in ``inpaint`` mode, d in ``mask`` mode), and for d when
+    ``critic`` is False (inference needs no critic). In ``mask``
     mode g is the prefilled generator, which returns exactly the diffusion
     inpainting untrained (it is not trained there, only exported).
     """
@@ -122,7 +125,7 @@ def build_networks(config: TrainingConfig) -> dict[str, keras.Model | None]:
     )
     critic = (
         Critic(config.image_size, config.channels, config.model_size)
-        if config.mode != "mask"
+        if config.mode != "mask" and critic
         else None
     )
     mask_generator = None
