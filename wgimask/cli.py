@@ -210,14 +210,6 @@ def process(path, outputs, density, method, model, channels, seed) -> str:
 def main(argv: list[str]) -> None:
     """Runs the command on the images named in argv."""
     started = time.perf_counter()
-    if FLAGS.diffusion or "learned" in FLAGS.inpainting:
-        # Diffusion (and a prefilled generator) needs the compiled solver:
-        # its kernels load while TensorFlow imports (gridmg.warm_up).
-        import threading
-
-        from wgimask.baselines import gridmg
-
-        threading.Thread(target=gridmg.warm_up, daemon=True).start()
     # wgimask.data reads the images with TensorFlow's help: load it quietly.
     _entry.import_tensorflow_quietly()
     paths = [pathlib.Path(p) for p in argv[1:]]

@@ -330,22 +330,6 @@ def _cholesky(a):
     return low
 
 
-def warm_up() -> None:
-    """Loads every compiled kernel by solving a small problem.
-
-    The first solve in a process spends 0.3-0.7 s loading the kernels from
-    numba's cache. The ``wgimask`` command calls this in a background thread
-    while TensorFlow imports: the loading is mostly LLVM's work outside the
-    GIL, so it is hidden behind the import. Does nothing without numba.
-    """
-    if not _NUMBA:
-        return
-    rng = np.random.default_rng(0)
-    # Large enough for every level and the coarsest dense solve.
-    known = rng.random((64, 48)) < 0.1
-    solve_grid_multigrid(known, rng.random((64, 48, 3)), rtol=1e-3)
-
-
 def solve_grid_multigrid(
     known: np.ndarray,
     values: np.ndarray,
