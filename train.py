@@ -127,6 +127,14 @@ flags.DEFINE_enum(
     ["none", "analytic"],
     "analytic: the mask generator learns a correction of the analytic density.",
 )
+flags.DEFINE_enum(
+    "generator_masks",
+    "network",
+    ["network", "halftoned"],
+    "Masks g and d train on: network (m's own, the paper) or halftoned (m's "
+    "density halftoned as at inference; needs --binarisation=ordered_dither and "
+    "--mask_operator=diffusion).",
+)
 flags.DEFINE_float(
     "prior_sigma", None, "Smoothing scale of the analytic prior (default: auto)."
 )
@@ -166,6 +174,7 @@ def config_from_flags() -> training.TrainingConfig:
         ("mask_operator", "generator"),
         ("prefill", "none"),
         ("mask_prior", "none"),
+        ("generator_masks", "network"),
     ):
         if values[name] == off:
             values[name] = None

@@ -28,7 +28,13 @@ TINY = dict(
     density=0.1,
     validation_fraction=0.3,
 )
-OPTIONS = ("mask_operator", "prefill", "mask_prior", "init_from")
+OPTIONS = ("mask_operator", "prefill", "mask_prior", "init_from", "generator_masks")
+#: The options generator_masks="halftoned" needs.
+HALFTONED = dict(
+    binarisation="ordered_dither",
+    mask_operator="diffusion",
+    generator_masks="halftoned",
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +86,11 @@ def test_configs_of_earlier_versions_stay_resumable():
         (dict(mode="mask", mask_operator="diffusion", prefill="diffusion"), "prefill"),
         (dict(mask_operator="exact"), "mask_operator"),
         (dict(init_from=("critics=runs/a",)), "init_from"),
+        (dict(generator_masks="bayer"), "generator_masks"),
+        ({**HALFTONED, "binarisation": "hard_rounding"}, "binarisation"),
+        ({**HALFTONED, "mask_operator": None}, "mask_operator"),
+        ({**HALFTONED, "jit_compile": True}, "jit_compile"),
+        ({**HALFTONED, "mode": "mask"}, "mode"),
     ],
 )
 def test_invalid_options_fail_naming_the_field(fields, named):
@@ -173,6 +184,45 @@ def test_joint_diffusion_operator_trains_m_on_the_diffusion_error(photos, tmp_pa
 
 
 @pytest.mark.slow
+def test_halftoned_generator_masks_are_the_inference_masks(photos, tmp_path):
+    """g and d see m's density halftoned as wgimask.inference does; m's own
+    loss still sees its dithered mask."""
+    config = TrainingConfig(
+        data_dir=photos,
+        model_dir=str(tmp_path / "run"),
+        prefill="diffusion",
+        mask_prior="analytic",
+        **HALFTONED,
+        **{**TINY, "density": 0.2},
+    )
+    trainer = train(config, export=False)
+    batch = trainer.validation_batch(np.random.default_rng(0).random((2, 16, 16, 3)))
+    batch = {k: tf.cast(v, tf.float32) for k, v in batch.items()}
+    mask, g_mask, inpainted = trainer._forward(batch, training=False)
+    _, confidence = trainer._mask_and_confidence(
+        {"image": batch["image"], "seed": batch["mask_seed"]}, training=False
+    )
+    first = int(trainer.step.numpy()) * config.batch_size
+    for i, density_map in enumerate(confidence.numpy()[..., 0]):
+        expected = halftone_density(density_map.astype(np.float64), 0.2, seed=first + i)
+        np.testing.assert_array_equal(g_mask.numpy()[i, ..., 0] > 0.5, expected)
+    # Both masks keep exactly round(D N) points; g keeps its known pixels.
+    count = int(point_count(0.2, 16, 16))
+    for m in (mask, g_mask):
+        np.testing.assert_array_equal(m.numpy().sum(axis=(1, 2, 3)), [count, count])
+    known = np.broadcast_to(g_mask.numpy() > 0.5, inpainted.shape)
+    np.testing.assert_allclose(
+        inpainted.numpy()[known], batch["image"].numpy()[known], atol=1e-6
+    )
+    # The step runs; m's loss is on its own mask's diffusion inpainting.
+    values = trainer._replica_step(batch)
+    expected = abs(float(values["density"]) - 0.2) + float(values["diffusion_mae"])
+    assert float(values["mask_loss"]) == pytest.approx(expected, rel=1e-5)
+    saved = json.loads((trainer.model_dir / "config.json").read_text())
+    assert saved["generator_masks"] == "halftoned"
+
+
+@pytest.mark.slow
 def test_warm_start_from_a_run_and_from_an_export(mask_run, photos, tmp_path):
     _, source = mask_run
     expected = [w.numpy() for w in source.mask_generator.weights]
@@ -251,7 +301,9 @@ def test_flags(flags_parsed):
         "--init_from=generator=a",
         "--init_from=b",
         "--density=0.1",
+        "--generator_masks=halftoned",
     )
+    assert config.generator_masks == "halftoned"
     assert (config.mask_operator, config.prefill, config.mask_prior) == (
         "diffusion",
         "diffusion",

@@ -111,7 +111,7 @@ def test_mixed_precision_keeps_eq1_and_losses_in_float32(tmp_path):
     ]:
         assert net.get_layer(layer).dtype_policy.name == "float32"
     batch = next(iter(trainer.add_noise(data.training_dataset(images, 16, 4, seed=0))))
-    mask, inpainted = trainer._forward(batch, training=False)
+    mask, _, inpainted = trainer._forward(batch, training=False)
     assert inpainted.dtype == mask.dtype == tf.float32
     known = np.broadcast_to(mask.numpy() > 0, inpainted.shape)
     np.testing.assert_array_equal(

@@ -204,3 +204,43 @@ def binarise_confidence(confidence, binarisation: str = "hard_rounding", density
             f"received {binarisation!r}"
         )
     return tf.floor(confidence + 0.5)
+
+
+def halftoned_masks(confidence, density: float, seed):
+    """The masks inference makes of point densities, as a training input.
+
+    `wgimask.inference` halftones the density of a mask generator trained
+    with the ordered dither by `wgimask.baselines.analytic.halftone_density`
+    (exact rescaling; Bayer dither below 15 %, Floyd-Steinberg error
+    diffusion from 15 %), which differs from the network's own dither. With
+    ``TrainingConfig.generator_masks="halftoned"`` g and d train on these
+    masks, so g learns its residual on the kind of mask it gets at inference
+    (trained on Bayer masks, g added less than diffusion on error-diffused
+    ones at 20 %; docs/learned-masks.md). Computed in numpy, outside the
+    gradient.
+
+    Args:
+        confidence: (B, H, W, 1) point density (m's ``confidence`` layer).
+        density: Target density D in (0, 1).
+        seed: int64 scalar tensor; image i of the batch is halftoned with
+            seed ``seed + i`` (the Bayer phase, the error diffusion's ties).
+
+    Returns:
+        (B, H, W, 1) float32 masks of exactly round(D H W) points each.
+    """
+    from wgimask.baselines.analytic import halftone_density
+
+    def halftone(values, first):
+        return np.stack(
+            [
+                halftone_density(c[..., 0].astype(np.float64), density, seed=int(s))
+                for c, s in zip(values, first + np.arange(len(values)), strict=True)
+            ]
+        )[..., None].astype(np.float32)
+
+    confidence = tf.convert_to_tensor(confidence)
+    masks = tf.numpy_function(
+        halftone, [tf.stop_gradient(confidence), seed], tf.float32, stateful=False
+    )
+    masks.set_shape(confidence.shape)
+    return masks

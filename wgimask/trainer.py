@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from wgimask import data, fused_conv, losses, metrics
+from wgimask import data, dither, fused_conv, losses, metrics
 from wgimask.analytic_prior import DEFAULT_EXPONENT
 from wgimask.exact_diffusion import diffusion_inpaint
 from wgimask.networks import (
@@ -205,6 +205,14 @@ class Trainer:
             for name, network in self.networks.items():
                 self.optimizers[name].build(network.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            if config.generator_masks == "halftoned":
+                # m's mask and its point density from one pass (same weights).
+                net = self.mask_generator
+                self._mask_and_confidence = keras.Model(
+                    net.inputs,
+                    [net.output, net.get_layer("confidence").output],
+                    name="mask_and_confidence",
+                )
         tracked = {
             "joint": ("critic_loss", "generator_loss", "mask_loss", "density", "mae"),
             "inpaint": ("critic_loss", "generator_loss", "mask_loss", "density", "mae"),
@@ -298,25 +306,45 @@ class Trainer:
     # --- The step ---------------------------------------------------------------
 
     def _forward(self, batch, training: bool, generator: bool = True):
-        """m's (or the batch's random) mask and, if `generator`, g's inpainting."""
+        """m's (or the batch's random) masks and, if `generator`, g's inpainting.
+
+        Returns:
+            (mask, generator_mask, inpainted): m's mask (what m's loss sees),
+            the mask g and d see (the same, or with ``generator_masks=
+            "halftoned"`` m's density halftoned as at inference) and g's
+            inpainting from it (None without `generator`).
+        """
         image = batch["image"]
-        if self.mask_generator is not None:
+        generator_mask = None
+        if self.mask_generator is None:
+            mask = batch["mask"]
+        elif self.config.generator_masks == "halftoned":
+            mask, confidence = self._mask_and_confidence(
+                {"image": image, "seed": batch["mask_seed"]}, training=training
+            )
+            # A new halftoning seed every step (the Bayer phase below 15 %).
+            generator_mask = dither.halftoned_masks(
+                confidence,
+                self.config.density,
+                self.step * self.config.batch_size + self.config.seed,
+            )
+        else:
             mask = self.mask_generator(
                 {"image": image, "seed": batch["mask_seed"]}, training=training
             )
-        else:
-            mask = batch["mask"]
+        if generator_mask is None:
+            generator_mask = mask
         if not generator:
-            return mask, None
+            return mask, generator_mask, None
         inpainted = self.generator(
             {
-                "known": image * mask,
-                "mask": mask,
-                "seed": batch["generator_seed"] * (1.0 - mask),
+                "known": image * generator_mask,
+                "mask": generator_mask,
+                "seed": batch["generator_seed"] * (1.0 - generator_mask),
             },
             training=training,
         )
-        return mask, inpainted
+        return mask, generator_mask, inpainted
 
     def _replica_step(self, batch):
         config = self.config
@@ -328,13 +356,17 @@ class Trainer:
             tape.__enter__()
         try:
             # In mask mode g is not trained: no forward pass of it either.
-            mask, inpainted = self._forward(batch, training=True, generator=has_critic)
+            mask, g_mask, inpainted = self._forward(
+                batch, training=True, generator=has_critic
+            )
             per_example = {}
             if has_critic:
                 score_fake = self.critic(
-                    {"image": inpainted, "mask": mask}, training=True
+                    {"image": inpainted, "mask": g_mask}, training=True
                 )
-                score_real = self.critic({"image": image, "mask": mask}, training=True)
+                score_real = self.critic(
+                    {"image": image, "mask": g_mask}, training=True
+                )
                 per_example["critic"] = losses.critic_loss(score_fake, score_real)
                 per_example["generator"] = losses.generator_loss(
                     score_fake, image, inpainted, config.alpha
@@ -469,13 +501,16 @@ class Trainer:
             ``mae`` (0-1 scale) as floats, and the ``mask`` and ``inpainted``
             tensors.
         """
-        mask, inpainted = self._forward(batch, training=False)
+        mask, g_mask, inpainted = self._forward(batch, training=False)
         image = batch["image"]
         diffused = diffusion_inpaint(image, mask)
         operator = diffused if self.config.mask_operator == "diffusion" else inpainted
         eq4 = losses.mask_loss(
             mask, image, operator, self.config.density, self.config.beta
         )
+        if g_mask is not mask:
+            # mg and mg+hd on the masks inference makes (g's own).
+            mask, diffused = g_mask, diffusion_inpaint(image, g_mask)
         f = image.numpy()
 
         def mean(metric, result):

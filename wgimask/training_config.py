@@ -15,6 +15,9 @@ MODES = ("joint", "inpaint", "mask")
 #: The inpainting operator of Eq. 4 (m's loss): None = g (the paper);
 #: "diffusion" = exact homogeneous diffusion (`wgimask.exact_diffusion`).
 MASK_OPERATORS = (None, "diffusion")
+#: Masks g and d train on: None = m's (the paper); "halftoned" = m's point
+#: density halftoned as inference does (`wgimask.dither.halftoned_masks`).
+GENERATOR_MASKS = (None, "halftoned")
 #: Networks that ``init_from`` can warm-start.
 NETWORK_NAMES = ("generator", "critic", "mask_generator")
 LR_SCHEDULES = ("constant", "cosine")
@@ -93,6 +96,14 @@ class TrainingConfig:
         prior_sigma: Smoothing scale of the analytic prior; None for
             `wgimask.analytic_prior.auto_sigma` of the density.
         prior_exponent: Exponent of the analytic prior.
+        generator_masks: None (the paper: g and d train on m's masks) or
+            "halftoned": on m's point density halftoned exactly as
+            `wgimask.inference` halftones it (Bayer below 15 %,
+            Floyd-Steinberg from 15 %; `baselines.analytic.halftone_density`),
+            so g learns on the masks it gets at inference. m still trains on
+            its own dithered masks through exact diffusion; needs
+            ``binarisation="ordered_dither"``, ``mask_operator="diffusion"``
+            and no XLA (the halftoning runs in numpy).
         init_from: Warm start (only when the run starts, not when it
             resumes): entries "RUN_DIR" (every network this run has that the
             source holds) or "NETWORK=RUN_DIR" (one of `NETWORK_NAMES`); a
@@ -130,6 +141,7 @@ class TrainingConfig:
     prior_sigma: float | None = None
     prior_exponent: float | None = None
     init_from: tuple[str, ...] | None = None
+    generator_masks: str | None = None
 
     def __post_init__(self):
         # JSON turns the tuple into a list; keep one hashable form.
@@ -208,6 +220,19 @@ class TrainingConfig:
                     fail(name, 'None in mode "inpaint" (there is no mask generator)')
         if self.mode == "mask" and self.prefill is not None:
             fail("prefill", 'None in mode "mask" (g is not trained there)')
+        if self.generator_masks not in GENERATOR_MASKS:
+            fail("generator_masks", f"one of {GENERATOR_MASKS}")
+        if self.generator_masks is not None:
+            needs = {
+                "mode": "joint",
+                "binarisation": "ordered_dither",
+                "mask_operator": "diffusion",
+                "jit_compile": False,
+            }
+            value_of_masks = self.generator_masks
+            for name, value in needs.items():
+                if getattr(self, name) != value:
+                    fail(name, f"{value!r} with generator_masks={value_of_masks!r}")
         for entry in self.init_from or ():
             if not isinstance(entry, str) or not entry:
                 fail("init_from", "a list of RUN_DIR or NETWORK=RUN_DIR strings")
