@@ -105,6 +105,8 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         ("mg+hd", "mg", "hd", "mg+hd"),
         ("PS+NLPE+HD", "ps+nlpe", "hd", "ps+nlpe+hd"),
         (" ps+wgain ", "ps", "wgain", "ps+wgain"),
+        ("analytic+nlpe12+hd", "analytic+nlpe12", "hd", "analytic+nlpe12+hd"),
+        ("mg+nlpe0.5+mg", "mg+nlpe0.5", "mg", "mg+nlpe0.5+mg"),
     ],
 )
 def test_parse_method(name, mask, operator, canonical):
@@ -114,10 +116,43 @@ def test_parse_method(name, mask, operator, canonical):
     assert parse_method(method.name) == method
 
 
-@pytest.mark.parametrize("name", ["", "hd", "ps", "nlpe+hd", "random+nn", "ps+hd+hd"])
+@pytest.mark.parametrize(
+    "name",
+    ["", "hd", "ps", "nlpe+hd", "random+nn", "ps+hd+hd", "ps+nlpex+hd", "pp+nlpe3+hd"],
+)
 def test_parse_method_rejects_unknown_names(name):
     with pytest.raises(ValueError, match="unknown method"):
         parse_method(name)
+
+
+def test_nlpe_cycles_in_a_method_name():
+    assert evaluation.split_nlpe("analytic+nlpe12") == ("analytic+nlpe", 12.0)
+    assert evaluation.split_nlpe("analytic+nlpe") == ("analytic+nlpe", None)
+    assert parse_method("mg+nlpe3+hd").learned_mask
+    with pytest.raises(ValueError, match="more than 0 cycles"):
+        parse_method("ps+nlpe0+hd")
+
+
+def test_own_nlpe_cycles_are_those_steps_of_the_same_exchange():
+    """analytic+nlpe0.5 runs half a cycle from the analytic start with the
+    seed of analytic+nlpe, whatever --nlpe_cycles says."""
+    from wgimask import baselines
+
+    rng = np.random.default_rng(3)
+    images = rng.random((2, 16, 16, 3))
+    pipeline = evaluation._Pipeline(
+        EvaluationConfig(methods=("analytic+nlpe0.5+hd",), nlpe_cycles=2), None
+    )
+    result = pipeline.masks("analytic+nlpe0.5", images, 0.1, [0, 1])
+    for index, (image, mask) in enumerate(zip(images, result.masks, strict=True)):
+        start = baselines.analytic_mask(
+            image, 0.1, seed=evaluation.method_seed(0, index, 0.1, "analytic")
+        )
+        seed = evaluation.method_seed(0, index, 0.1, "analytic+nlpe")
+        expected = baselines.nonlocal_pixel_exchange(
+            image, start, cycles=0.5, seed=seed
+        )
+        np.testing.assert_array_equal(mask, expected)
 
 
 def test_learned_and_batchable():

@@ -59,6 +59,7 @@ from wgimask.evaluation_config import (  # noqa: F401
     EvaluationConfig,
     Method,
     parse_method,
+    split_nlpe,
 )
 from wgimask.evaluation_models import (  # noqa: F401 - part of this module's API
     LearnedModels,
@@ -159,15 +160,18 @@ class _Pipeline:
 
         if cache is not None and mask in cache:
             return cache[mask]
-        seeds = [method_seed(self.config.seed, i, density, mask) for i in image_indices]
+        # analytic+nlpe12 draws as analytic+nlpe: the first steps are the same.
+        base, own_cycles = split_nlpe(mask)
+        seeds = [method_seed(self.config.seed, i, density, base) for i in image_indices]
         shape = images.shape[1:3]
         # NLPE refines another method's mask: reuse it, and count its time as
         # NLPE's too.
         start_mask = (
-            self.masks(mask[: -len("+nlpe")], images, density, image_indices, cache)
-            if mask.endswith("+nlpe")
+            self.masks(base[: -len("+nlpe")], images, density, image_indices, cache)
+            if base.endswith("+nlpe")
             else None
         )
+        cycles = self.config.nlpe_cycles if own_cycles is None else own_cycles
         earlier = start_mask.seconds if start_mask is not None else 0.0
         start = time.perf_counter()
         inpainted = None
@@ -209,7 +213,7 @@ class _Pipeline:
             masks = np.stack(
                 [
                     baselines.nonlocal_pixel_exchange(
-                        image, first, cycles=self.config.nlpe_cycles, seed=s
+                        image, first, cycles=cycles, seed=s
                     )
                     for image, first, s in zip(
                         images, start_mask.masks, seeds, strict=True
@@ -476,7 +480,7 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
     (output_dir / "results.md").write_text(markdown)
     settings = dataclasses.asdict(config)
     settings["channels_used"] = channels
-    if any(m.mask in ("ps", "ps+nlpe") for m in methods):
+    if any(split_nlpe(m.mask)[0] in ("ps", "ps+nlpe") for m in methods):
         from wgimask import baselines
 
         # Record the PS step sizes in effect, defaults included.

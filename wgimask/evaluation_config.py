@@ -11,6 +11,7 @@ import TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,24 @@ MASK_METHODS = (
     "mg+nlpe",
 )
 OPERATORS = ("hd", "wgain", "mg")
+#: An NLPE mask method with its own cycle count: ``analytic+nlpe12`` runs 12
+#: cycles (``--nlpe_cycles`` for the others), so methods with different
+#: budgets compare in one run.
+_NLPE_CYCLES = re.compile(r"^(?P<start>\w+)\+nlpe(?P<cycles>\d+(\.\d+)?)$")
+
+
+def split_nlpe(mask: str) -> tuple[str, float | None]:
+    """A mask method's name in `MASK_METHODS` and its own NLPE cycles.
+
+    ``analytic+nlpe12`` gives ``("analytic+nlpe", 12.0)``; names without a
+    cycle count give ``(mask, None)``.
+    """
+    match = _NLPE_CYCLES.match(mask)
+    if match is None:
+        return mask, None
+    return f"{match['start']}+nlpe", float(match["cycles"])
+
+
 # Mask methods and operators that run a learned model.
 LEARNED_MASKS = ("mg", "mg+nlpe")
 LEARNED_OPERATORS = ("wgain", "mg")
@@ -76,7 +95,7 @@ class Method:
     @property
     def learned_mask(self) -> bool:
         """Whether the mask method runs the mask GAN (``mg``, ``mg+nlpe``)."""
-        return self.mask in LEARNED_MASKS
+        return split_nlpe(self.mask)[0] in LEARNED_MASKS
 
     @property
     def learned(self) -> bool:
@@ -94,7 +113,8 @@ def parse_method(name: str) -> Method:
 
     Args:
         name: ``<mask>+<operator>`` with a mask method from ``MASK_METHODS``
-            and an operator from ``OPERATORS``, or ``mg`` alone.
+            and an operator from ``OPERATORS``, or ``mg`` alone. An NLPE mask
+            method may name its cycle count: ``analytic+nlpe12+hd``.
 
     Returns:
         The parsed method.
@@ -106,11 +126,15 @@ def parse_method(name: str) -> Method:
     if text == "mg":
         return Method("mg", "mg")
     mask, plus, operator = text.rpartition("+")
-    if not plus or mask not in MASK_METHODS or operator not in OPERATORS:
+    base, cycles = split_nlpe(mask)
+    if cycles is not None and not cycles > 0:
+        raise ValueError(f"method {name!r}: NLPE needs more than 0 cycles")
+    if not plus or base not in MASK_METHODS or operator not in OPERATORS:
         raise ValueError(
             f"unknown method {name!r}: write <mask>+<operator> with a mask method "
             f"from {', '.join(MASK_METHODS)} and an operator from "
-            f"{', '.join(OPERATORS)} (e.g. ps+nlpe+hd, random+wgain), or 'mg'"
+            f"{', '.join(OPERATORS)} (e.g. ps+nlpe+hd, analytic+nlpe12+hd for "
+            f"12 NLPE cycles, random+wgain), or 'mg'"
         )
     return Method(mask, operator)
 
