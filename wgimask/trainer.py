@@ -496,7 +496,9 @@ class Trainer:
             ``psnr`` and ``ssim`` (mean over images) of g's inpainting on the
             masks (``mg``; in ``mask`` mode g is exact diffusion), ``psnr_hd``
             and ``ssim_hd`` of the exact homogeneous diffusion inpainting of
-            the same masks (``mg+hd``), ``mask_loss`` (Eq. 4 with m's
+            the same masks (``mg+hd``; with ``generator_masks="halftoned"``
+            both use the inference halftoning of m's density, the masks the
+            ``wgimask`` command makes), ``mask_loss`` (Eq. 4 with m's
             operator, which chooses the best weights), ``density`` and
             ``mae`` (0-1 scale) as floats, and the ``mask`` and ``inpainted``
             tensors.
