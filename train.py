@@ -132,8 +132,9 @@ flags.DEFINE_enum(
     "network",
     ["network", "halftoned"],
     "Masks g and d train on: network (m's own, the paper) or halftoned (m's "
-    "density halftoned as at inference; needs --binarisation=ordered_dither and "
-    "--mask_operator=diffusion).",
+    "density halftoned as at inference; needs --mode=joint, "
+    "--binarisation=ordered_dither, --mask_operator=diffusion and no "
+    "--jit_compile).",
 )
 flags.DEFINE_float(
     "prior_sigma", None, "Smoothing scale of the analytic prior (default: auto)."

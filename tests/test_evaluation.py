@@ -107,6 +107,8 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         (" ps+wgain ", "ps", "wgain", "ps+wgain"),
         ("analytic+nlpe12+hd", "analytic+nlpe12", "hd", "analytic+nlpe12+hd"),
         ("mg+nlpe0.5+mg", "mg+nlpe0.5", "mg", "mg+nlpe0.5+mg"),
+        ("ps+nlpe012+hd", "ps+nlpe12", "hd", "ps+nlpe12+hd"),
+        ("ps+nlpe12.0+hd", "ps+nlpe12", "hd", "ps+nlpe12+hd"),
     ],
 )
 def test_parse_method(name, mask, operator, canonical):
@@ -118,7 +120,18 @@ def test_parse_method(name, mask, operator, canonical):
 
 @pytest.mark.parametrize(
     "name",
-    ["", "hd", "ps", "nlpe+hd", "random+nn", "ps+hd+hd", "ps+nlpex+hd", "pp+nlpe3+hd"],
+    [
+        "",
+        "hd",
+        "ps",
+        "nlpe+hd",
+        "random+nn",
+        "ps+hd+hd",
+        "ps+nlpex+hd",
+        "pp+nlpe3+hd",
+        "pp+nlpe0+hd",
+        "ps+nlpe\u0663+hd",
+    ],
 )
 def test_parse_method_rejects_unknown_names(name):
     with pytest.raises(ValueError, match="unknown method"):
@@ -135,16 +148,20 @@ def test_nlpe_cycles_in_a_method_name():
 
 def test_own_nlpe_cycles_are_those_steps_of_the_same_exchange():
     """analytic+nlpe0.5 runs half a cycle from the analytic start with the
-    seed of analytic+nlpe, whatever --nlpe_cycles says."""
+    seed of analytic+nlpe, whatever --nlpe_cycles says: the masks of
+    analytic+nlpe with nlpe_cycles=0.5."""
     from wgimask import baselines
 
     rng = np.random.default_rng(3)
     images = rng.random((2, 16, 16, 3))
-    pipeline = evaluation._Pipeline(
+    own = evaluation._Pipeline(
         EvaluationConfig(methods=("analytic+nlpe0.5+hd",), nlpe_cycles=2), None
-    )
-    result = pipeline.masks("analytic+nlpe0.5", images, 0.1, [0, 1])
-    for index, (image, mask) in enumerate(zip(images, result.masks, strict=True)):
+    ).masks("analytic+nlpe0.5", images, 0.1, [0, 1])
+    flag = evaluation._Pipeline(
+        EvaluationConfig(methods=("analytic+nlpe+hd",), nlpe_cycles=0.5), None
+    ).masks("analytic+nlpe", images, 0.1, [0, 1])
+    np.testing.assert_array_equal(own.masks, flag.masks)
+    for index, (image, mask) in enumerate(zip(images, own.masks, strict=True)):
         start = baselines.analytic_mask(
             image, 0.1, seed=evaluation.method_seed(0, index, 0.1, "analytic")
         )

@@ -186,13 +186,17 @@ def test_joint_diffusion_operator_trains_m_on_the_diffusion_error(photos, tmp_pa
 
 @pytest.mark.slow
 def test_halftoned_generator_masks_are_the_inference_masks(photos, tmp_path):
-    """g and d see m's density halftoned as wgimask.inference does; m's own
-    loss still sees its dithered mask."""
+    """g and d see m's density halftoned as wgimask.inference does (seed 0 in
+    validation, a new seed per image and step in training); m's own loss
+    still sees its dithered mask."""
+    from wgimask.exact_diffusion import diffusion_inpaint
+
     config = TrainingConfig(
         data_dir=photos,
         model_dir=str(tmp_path / "run"),
         prefill="diffusion",
         mask_prior="analytic",
+        seed=3,
         **HALFTONED,
         **{**TINY, "density": 0.2},
     )
@@ -200,26 +204,41 @@ def test_halftoned_generator_masks_are_the_inference_masks(photos, tmp_path):
     trainer = Trainer(config)
     batch = trainer.validation_batch(np.random.default_rng(0).random((2, 16, 16, 3)))
     batch = {k: tf.cast(v, tf.float32) for k, v in batch.items()}
+    image = batch["image"]
     mask, g_mask, inpainted = trainer._forward(batch, training=False)
     _, confidence = trainer._mask_and_confidence(
-        {"image": batch["image"], "seed": batch["mask_seed"]}, training=False
+        {"image": image, "seed": batch["mask_seed"]}, training=False
     )
-    first = int(trainer.step.numpy()) * config.batch_size
     for i, density_map in enumerate(confidence.numpy()[..., 0]):
-        expected = halftone_density(density_map.astype(np.float64), 0.2, seed=first + i)
+        # What inference.Model.mask makes of this density.
+        expected = halftone_density(density_map.astype(np.float64), 0.2)
         np.testing.assert_array_equal(g_mask.numpy()[i, ..., 0] > 0.5, expected)
+    assert not np.array_equal(mask.numpy(), g_mask.numpy())
+    # Training halftones each image of the global batch with its own seed.
+    trainer.step.assign(5)
+    np.testing.assert_array_equal(
+        trainer._halftone_seeds(image, training=True).numpy(), [3 + 10, 3 + 11]
+    )
     # Both masks keep exactly round(D N) points; g keeps its known pixels.
     count = int(point_count(0.2, 16, 16))
     for m in (mask, g_mask):
         np.testing.assert_array_equal(m.numpy().sum(axis=(1, 2, 3)), [count, count])
     known = np.broadcast_to(g_mask.numpy() > 0.5, inpainted.shape)
     np.testing.assert_allclose(
-        inpainted.numpy()[known], batch["image"].numpy()[known], atol=1e-6
+        inpainted.numpy()[known], image.numpy()[known], atol=1e-6
     )
-    # The step runs; m's loss is on its own mask's diffusion inpainting.
-    values = trainer._replica_step(batch)
-    expected = abs(float(values["density"]) - 0.2) + float(values["diffusion_mae"])
-    assert float(values["mask_loss"]) == pytest.approx(expected, rel=1e-5)
+    # Validation: Eq. 4 on m's own mask, mg+hd on g's (the inference) masks.
+    values = trainer.validate(batch)
+
+    def mae(m):
+        return float(tf.reduce_mean(tf.abs(diffusion_inpaint(image, m) - image)))
+
+    density = float(tf.reduce_mean(mask))
+    assert values["mask_loss"] == pytest.approx(abs(density - 0.2) + mae(mask))
+    assert values["mask_loss"] != pytest.approx(abs(density - 0.2) + mae(g_mask))
+    assert np.array_equal(values["mask"].numpy(), g_mask.numpy())
+    # And a training step runs.
+    trainer._replica_step(batch)
 
 
 @pytest.mark.slow

@@ -71,8 +71,7 @@ def _matplotlib_hidden():
     point's start-up (``python -X importtime``), and no entry point uses
     Keras's plots (evaluate.py draws its figures with matplotlib directly,
     imported normally afterwards). Keras catches the ImportError and leaves
-    its plots without matplotlib. Nothing is hidden if matplotlib is already
-    imported.
+    its plots without matplotlib. A module already imported is not hidden.
     """
     names = [n for n in ("matplotlib", "matplotlib.pyplot") if n not in sys.modules]
     for name in names:
@@ -217,8 +216,10 @@ def exit_at_once(run) -> None:
     elif not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        # A closed pipe (``wgimask ... | head``) must not stop the exit.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
     os._exit(code)
 
 

@@ -333,7 +333,11 @@ _define_flags()
 
 
 def run(argv: list[str] | None = None) -> None:
-    """Console-script entry point; exits with the command's status."""
+    """Runs the command on argv; exits (SystemExit) with its status.
+
+    The console script is `console`, which ends the process at once after
+    this; tests call `run` in-process.
+    """
     argv = list(sys.argv if argv is None else argv)
     if _entry.help_requested(argv):
         _entry.print_help(__doc__, FLAGS)

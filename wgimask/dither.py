@@ -206,7 +206,7 @@ def binarise_confidence(confidence, binarisation: str = "hard_rounding", density
     return tf.floor(confidence + 0.5)
 
 
-def halftoned_masks(confidence, density: float, seed):
+def halftoned_masks(confidence, density: float, seeds):
     """The masks inference makes of point densities, as a training input.
 
     `wgimask.inference` halftones the density of a mask generator trained
@@ -222,25 +222,26 @@ def halftoned_masks(confidence, density: float, seed):
     Args:
         confidence: (B, H, W, 1) point density (m's ``confidence`` layer).
         density: Target density D in (0, 1).
-        seed: int64 scalar tensor; image i of the batch is halftoned with
-            seed ``seed + i`` (the Bayer phase, the error diffusion's ties).
+        seeds: (B,) int64 tensor, the halftoning seed of each image (the
+            Bayer phase, the error diffusion's ties); all zeros gives the
+            masks `wgimask.inference` makes.
 
     Returns:
         (B, H, W, 1) float32 masks of exactly round(D H W) points each.
     """
     from wgimask.baselines.analytic import halftone_density
 
-    def halftone(values, first):
+    def halftone(values, image_seeds):
         return np.stack(
             [
                 halftone_density(c[..., 0].astype(np.float64), density, seed=int(s))
-                for c, s in zip(values, first + np.arange(len(values)), strict=True)
+                for c, s in zip(values, image_seeds, strict=True)
             ]
         )[..., None].astype(np.float32)
 
     confidence = tf.convert_to_tensor(confidence)
     masks = tf.numpy_function(
-        halftone, [tf.stop_gradient(confidence), seed], tf.float32, stateful=False
+        halftone, [tf.stop_gradient(confidence), seeds], tf.float32, stateful=False
     )
     masks.set_shape(confidence.shape)
     return masks

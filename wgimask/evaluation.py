@@ -7,7 +7,8 @@ A *method* is a mask method combined with an inpainting operator, written
   points), ``ps`` (probabilistic sparsification), ``ps+nlpe`` (PS followed by
   non-local pixel exchange), ``mg`` (the learned mask GAN of density D),
   ``analytic`` (Belhachmi et al.'s Laplacian-magnitude density, halftoned),
-  and ``analytic+nlpe``, ``random+nlpe``, ``mg+nlpe`` (NLPE from that mask);
+  and ``analytic+nlpe``, ``random+nlpe``, ``mg+nlpe`` (NLPE from that mask;
+  ``analytic+nlpe12`` runs 12 cycles, whatever ``nlpe_cycles`` says);
 - inpainting operators: ``hd`` (homogeneous diffusion), ``wgain`` (the
   inpainting-only WGAN trained on random masks), ``mg`` (the generator trained
   jointly with the mask GAN of density D).

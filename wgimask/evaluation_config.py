@@ -33,7 +33,7 @@ OPERATORS = ("hd", "wgain", "mg")
 #: An NLPE mask method with its own cycle count: ``analytic+nlpe12`` runs 12
 #: cycles (``--nlpe_cycles`` for the others), so methods with different
 #: budgets compare in one run.
-_NLPE_CYCLES = re.compile(r"^(?P<start>\w+)\+nlpe(?P<cycles>\d+(\.\d+)?)$")
+_NLPE_CYCLES = re.compile(r"^(?P<start>[a-z]+)\+nlpe(?P<cycles>[0-9]+(\.[0-9]+)?)$")
 
 
 def split_nlpe(mask: str) -> tuple[str, float | None]:
@@ -78,7 +78,8 @@ class Method:
     """A mask method combined with an inpainting operator.
 
     Attributes:
-        mask: One of ``MASK_METHODS``.
+        mask: One of ``MASK_METHODS``, or an NLPE one with its own cycle
+            count such as ``analytic+nlpe12`` (`split_nlpe`).
         operator: One of ``OPERATORS``.
     """
 
@@ -127,8 +128,6 @@ def parse_method(name: str) -> Method:
         return Method("mg", "mg")
     mask, plus, operator = text.rpartition("+")
     base, cycles = split_nlpe(mask)
-    if cycles is not None and not cycles > 0:
-        raise ValueError(f"method {name!r}: NLPE needs more than 0 cycles")
     if not plus or base not in MASK_METHODS or operator not in OPERATORS:
         raise ValueError(
             f"unknown method {name!r}: write <mask>+<operator> with a mask method "
@@ -136,6 +135,12 @@ def parse_method(name: str) -> Method:
             f"{', '.join(OPERATORS)} (e.g. ps+nlpe+hd, analytic+nlpe12+hd for "
             f"12 NLPE cycles, random+wgain), or 'mg'"
         )
+    if cycles is not None:
+        if not cycles > 0:
+            raise ValueError(f"method {name!r}: NLPE needs more than 0 cycles")
+        # One spelling per budget (nlpe012, nlpe12.0 -> nlpe12): a method
+        # given twice is caught as a repeat.
+        mask = f"{base}{cycles:g}"
     return Method(mask, operator)
 
 
@@ -167,6 +172,8 @@ class EvaluationConfig:
             step; ``None`` keeps the baselines' default.
         nlpe_cycles: Non-local pixel exchange cycles (the paper uses 5); a
             fraction runs that share of a cycle (0.25 = |mask| / 4 swaps).
+            A method that names its own count (``analytic+nlpe12+hd``) runs
+            that many instead.
         batch_size: Batch size for the batched runtime of learned methods.
         figures: Whether to write one comparison figure per image.
         learned_device: ``auto`` (a GPU when TensorFlow sees one) or ``cpu``.

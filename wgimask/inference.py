@@ -144,7 +144,7 @@ class Model:
         try:
             networks = build_networks(
                 TrainingConfig(**{k: v for k, v in config.items() if k in fields}),
-                critic=False,
+                with_critic=False,
             )
         except (TypeError, ValueError) as error:
             raise ModelError(f"{exported.parent}/config.json: {error}") from None

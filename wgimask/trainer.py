@@ -109,13 +109,13 @@ def default_strategy() -> tf.distribute.Strategy:
 
 
 def build_networks(
-    config: TrainingConfig, critic: bool = True
+    config: TrainingConfig, with_critic: bool = True
 ) -> dict[str, keras.Model | None]:
     """The networks of a run's config: ``generator``, ``critic``, ``mask_generator``.
 
     Built in the current scope and dtype policy; None for a network the mode
     does not have (m in ``inpaint`` mode, d in ``mask`` mode), and for d when
-    ``critic`` is False (inference needs no critic). In ``mask``
+    ``with_critic`` is False (inference needs no critic). In ``mask``
     mode g is the prefilled generator, which returns exactly the diffusion
     inpainting untrained (it is not trained there, only exported).
     """
@@ -125,7 +125,7 @@ def build_networks(
     )
     critic = (
         Critic(config.image_size, config.channels, config.model_size)
-        if config.mode != "mask" and critic
+        if config.mode != "mask" and with_critic
         else None
     )
     mask_generator = None
@@ -322,11 +322,8 @@ class Trainer:
             mask, confidence = self._mask_and_confidence(
                 {"image": image, "seed": batch["mask_seed"]}, training=training
             )
-            # A new halftoning seed every step (the Bayer phase below 15 %).
             generator_mask = dither.halftoned_masks(
-                confidence,
-                self.config.density,
-                self.step * self.config.batch_size + self.config.seed,
+                confidence, self.config.density, self._halftone_seeds(image, training)
             )
         else:
             mask = self.mask_generator(
@@ -345,6 +342,21 @@ class Trainer:
             training=training,
         )
         return mask, generator_mask, inpainted
+
+    def _halftone_seeds(self, image, training: bool):
+        """(B,) seeds of `dither.halftoned_masks` for this replica's images.
+
+        Inference halftones with seed 0, so validation does too. Training
+        draws a new seed per image and step (the Bayer phase below 15 %),
+        distinct across replicas: the global batch's index of the image.
+        """
+        local = tf.shape(image, out_type=tf.int64)[0]
+        if not training:
+            return tf.zeros([local], tf.int64)
+        replica = tf.distribute.get_replica_context()
+        index = tf.cast(replica.replica_id_in_sync_group if replica else 0, tf.int64)
+        first = self.config.seed + self.step * self.config.batch_size + index * local
+        return first + tf.range(local, dtype=tf.int64)
 
     def _replica_step(self, batch):
         config = self.config
