@@ -48,6 +48,12 @@ def main() -> None:
     parser.add_argument("--densities", default="0.05,0.1,0.2")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--learning_rate", type=float, default=0.05)
+    parser.add_argument(
+        "--save",
+        default=None,
+        help="write crops, analytic and fitted log-densities to this .npz "
+        "(one set of arrays per density, e.g. fitted_0.1)",
+    )
     args = parser.parse_args()
 
     from wgimask import _entry
@@ -72,6 +78,7 @@ def main() -> None:
     print(f"CPU: {cpu_description()}; {len(crops)} crops of {args.size} px")
     f = tf.constant(crops)
     rng = np.random.default_rng(0)
+    saved = {"crops": crops}
 
     def halftoned_psnr(log_density: np.ndarray, density: float) -> float:
         values = []
@@ -84,6 +91,7 @@ def main() -> None:
         start = time.perf_counter()
         rho = analytic_importance(f, auto_sigma(density), DEFAULT_EXPONENT)
         theta = tf.Variable(tf.math.log(rho + 1e-6))
+        saved[f"analytic_{density:g}"] = theta.numpy()[..., 0]
         before = halftoned_psnr(theta.numpy(), density)
         optimizer = keras.optimizers.Adam(args.learning_rate)
 
@@ -99,11 +107,14 @@ def main() -> None:
             offsets = rng.integers(0, args.size, (len(crops), 2))
             step(tf.constant(offsets, tf.int32))
         after = halftoned_psnr(theta.numpy(), density)
+        saved[f"fitted_{density:g}"] = theta.numpy()[..., 0]
         print(
             f"D={density:g}: analytic mask {before:.2f} dB, fitted density "
             f"{after:.2f} dB ({after - before:+.2f}); {args.steps} steps, "
             f"{time.perf_counter() - start:.0f} s"
         )
+    if args.save:
+        np.savez_compressed(args.save, **saved)
 
 
 if __name__ == "__main__":
