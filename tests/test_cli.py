@@ -231,7 +231,9 @@ def test_exit_at_once_flushes_output_and_keeps_the_status(tmp_path):
         "def bad():\n"
         "    print('partial')\n"
         "    sys.exit('wgimask: 1 of 2 images failed')\n"
-        "_entry.exit_at_once(ok if sys.argv[1] == 'ok' else bad)\n"
+        "def pipe():\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "_entry.exit_at_once({'ok': ok, 'bad': bad, 'pipe': pipe}[sys.argv[1]])\n"
         "print('never reached')\n"
     )
     runs = {
@@ -239,8 +241,9 @@ def test_exit_at_once_flushes_output_and_keeps_the_status(tmp_path):
             [sys.executable, "-c", script, kind],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
-        for kind in ("ok", "bad")
+        for kind in ("ok", "bad", "pipe")
     }
+    assert (runs["pipe"].returncode, runs["pipe"].stderr) == (1, "")
     assert (runs["ok"].returncode, runs["ok"].stdout) == (0, "done")
     assert runs["bad"].returncode == 1
     assert runs["bad"].stdout == "partial\n"

@@ -202,7 +202,8 @@ def exit_at_once(run) -> None:
     development CPU. For a console command whose files are written and
     closed, that is pure waiting: stdout and stderr are flushed, then the
     process ends with ``run``'s exit status (a string status is printed to
-    stderr and gives 1, as ``sys.exit`` does). An exception still ends the
+    stderr and gives 1, as ``sys.exit`` does; a closed stdout pipe gives 1
+    quietly). An exception still ends the
     process the normal way, with its traceback. Not for in-process use
     (tests call ``run`` itself).
     """
@@ -211,6 +212,10 @@ def exit_at_once(run) -> None:
         code = 0
     except SystemExit as error:
         code = error.code
+    except BrokenPipeError:
+        # The reader of stdout went away (``wgimask ... | head``): nothing
+        # left to tell it, and no traceback.
+        code = 1
     if code is None:
         code = 0
     elif not isinstance(code, int):

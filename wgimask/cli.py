@@ -266,14 +266,16 @@ def main(argv: list[str]) -> None:
         print(f"wgimask: skipped {problem}", file=sys.stderr)
     for path, outputs in jobs:
         try:
-            print(
-                process(path, outputs, density, method, model, channels, FLAGS.seed),
-                flush=True,
+            report = process(
+                path, outputs, density, method, model, channels, FLAGS.seed
             )
         except (OSError, ValueError) as error:
             # Report and go on with the other images; the exit code says so.
             failed += 1
             print(f"wgimask: skipped {path}: {error}", file=sys.stderr)
+            continue
+        # Outside the try: a closed stdout is not an image's failure.
+        print(report, flush=True)
     if failed:
         sys.exit(f"wgimask: {failed} of {len(paths)} images failed")
 
