@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 from PIL import Image
@@ -49,3 +51,13 @@ def photo_crop(name: str, size: int) -> np.ndarray:
 def diffusion_mae(f: np.ndarray, mask: np.ndarray) -> float:
     """MAE of homogeneous diffusion inpainting from `mask`."""
     return float(np.abs(inpaint(f, mask) - f).mean())
+
+
+def run_python(script: str, *args: str, timeout: float = 300):
+    """Runs `script` with ``python -c`` in a fresh process; text output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

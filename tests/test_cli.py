@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import synthetic_image
+from helpers import run_python, synthetic_image
 from PIL import Image
 
 from wgimask import cli
@@ -237,11 +237,7 @@ def test_exit_at_once_flushes_output_and_keeps_the_status(tmp_path):
         "print('never reached')\n"
     )
     runs = {
-        kind: subprocess.run(
-            [sys.executable, "-c", script, kind],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        for kind in ("ok", "bad", "pipe")
+        kind: run_python(script, kind, timeout=120) for kind in ("ok", "bad", "pipe")
     }
     assert (runs["pipe"].returncode, runs["pipe"].stderr) == (1, "")
     assert (runs["ok"].returncode, runs["ok"].stdout) == (0, "done")
@@ -262,8 +258,6 @@ def test_quiet_tensorflow_import_skips_matplotlib_but_leaves_it_importable():
         "import matplotlib.pyplot\n"
         "print(matplotlib.pyplot.__name__)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-    )
+    done = run_python(script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "matplotlib.pyplot"]

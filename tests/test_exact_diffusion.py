@@ -1,15 +1,13 @@
 """Tests for the differentiable diffusion operator (wgimask.exact_diffusion)."""
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import photo_crop
+from helpers import photo_crop, run_python
 
 from wgimask.baselines import inpaint, random_mask
 from wgimask.exact_diffusion import DiffusionInpainting, diffusion_inpaint, solve
@@ -210,8 +208,6 @@ def test_mirrored_strategy_matches_one_device():
         assert np.abs(one - two).max() < 1e-5
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-    )
+    result = run_python(script)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max difference" in result.stdout

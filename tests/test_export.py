@@ -1,12 +1,11 @@
 import json
-import subprocess
-import sys
 import textwrap
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import run_python
 
 from wgimask import export
 from wgimask.networks import Critic, InpaintingGenerator, MaskGenerator
@@ -88,9 +87,7 @@ def test_savedmodels_match_in_memory_models_in_fresh_process(exported, tmp_path)
         print(json.dumps(sorted(result)))
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-    )
+    done = run_python(script)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == ["inpainted"]
     for key in ("mask", "confidence", "inpainted"):
@@ -183,9 +180,7 @@ def test_bad_requests_fail_with_named_cause_and_the_process_survives(exported):
         print(json.dumps(out))
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-    )
+    done = run_python(script)
     assert done.returncode == 0, done.stderr[-3000:]
     messages = json.loads(done.stdout.strip().splitlines()[-1])
     for name, (_, _, words) in BAD_REQUESTS.items():

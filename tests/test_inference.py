@@ -1,11 +1,9 @@
 """wgimask.inference: loading runs, exact densities, tiles without traces."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import synthetic_image
+from helpers import run_python, synthetic_image
 
 from wgimask import data, inference
 
@@ -117,9 +115,7 @@ def test_lazy_package_imports_do_not_load_tensorflow():
         "wgimask.inference; import wgimask; wgimask.__version__; "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    done = run_python(code, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]
 
