@@ -28,17 +28,14 @@ import pathlib
 import time
 
 import numpy as np
-from PIL import Image
 
 
 def centre_crops(folder: str, size: int) -> np.ndarray:
-    crops = []
-    for path in sorted(glob.glob(str(pathlib.Path(folder) / "*.png"))):
-        image = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
-        height, width = image.shape[:2]
-        top, left = (height - size) // 2, (width - size) // 2
-        crops.append(image[top : top + size, left : left + size])
-    return np.stack(crops)
+    """The colour centre crops of a folder's PNGs, as ``evaluate.py`` cuts them."""
+    from wgimask import data
+
+    paths = sorted(glob.glob(str(pathlib.Path(folder) / "*.png")))
+    return np.stack([data.center_crop(data.load_image(p, 3), size) for p in paths])
 
 
 def main() -> None:

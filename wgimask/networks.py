@@ -360,6 +360,18 @@ class MaskGenerator(_Network):
             self.inputs, self.get_layer("confidence").output, name="mask_confidence"
         )
 
+    def mask_and_confidence_model(self) -> keras.Model:
+        """A model sharing these weights that returns (mask, confidence c).
+
+        Both from one pass; the mask is this network's own output, binarised
+        as in training or inference by ``training``.
+        """
+        return keras.Model(
+            self.inputs,
+            [self.output, self.get_layer("confidence").output],
+            name="mask_and_confidence",
+        )
+
     def binarise(self, confidence: tf.Tensor) -> tf.Tensor:
         """The inference-time mask of a confidence from `confidence_model`.
 

@@ -207,11 +207,8 @@ class Trainer:
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             if config.generator_masks == "halftoned":
                 # m's mask and its point density from one pass (same weights).
-                net = self.mask_generator
-                self._mask_and_confidence = keras.Model(
-                    net.inputs,
-                    [net.output, net.get_layer("confidence").output],
-                    name="mask_and_confidence",
+                self._mask_and_confidence = (
+                    self.mask_generator.mask_and_confidence_model()
                 )
         tracked = {
             "joint": ("critic_loss", "generator_loss", "mask_loss", "density", "mae"),

@@ -229,10 +229,12 @@ class TrainingConfig:
                 "mask_operator": "diffusion",
                 "jit_compile": False,
             }
-            value_of_masks = self.generator_masks
             for name, value in needs.items():
                 if getattr(self, name) != value:
-                    fail(name, f"{value!r} with generator_masks={value_of_masks!r}")
+                    fail(
+                        name,
+                        f"{value!r} with generator_masks={self.generator_masks!r}",
+                    )
         for entry in self.init_from or ():
             if not isinstance(entry, str) or not entry:
                 fail("init_from", "a list of RUN_DIR or NETWORK=RUN_DIR strings")
