@@ -29,14 +29,24 @@ def test_export_layout_and_atomic_replacement(exported, tmp_path):
         "critic.keras",
         "generator.keras",
         "inpainter",
+        "lite",
         "mask_gan",
         "mask_generator.keras",
+    ]
+    assert sorted(p.name for p in (path / "lite").iterdir()) == [
+        "confidence.tflite",
+        "generator.tflite",
+        "manifest.json",
     ]
     # Leftover temporary folders would mean a non-atomic write.
     assert [p.name for p in path.parent.iterdir()] == ["export"]
     # Re-exporting replaces the folder; an inpainting-only run has no mask_gan.
     again = export.export_models(path.parent, g)
-    assert sorted(p.name for p in again.iterdir()) == ["generator.keras", "inpainter"]
+    assert sorted(p.name for p in again.iterdir()) == [
+        "generator.keras",
+        "inpainter",
+        "lite",
+    ]
     export.export_models(path.parent, g, m, None)
 
 

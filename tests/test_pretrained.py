@@ -30,7 +30,7 @@ def test_every_density_and_the_inpainter_are_shipped():
         facts = json.loads((run / "training.json").read_text())
         assert facts["steps"] > 0 and facts["wall_seconds"] > 0
     inpaint = inference.PRETRAINED_DIR / "inpaint"
-    assert inference.load(inpaint).mask_generator is None
+    assert not inference.load(inpaint).has_mask
 
 
 def test_shipped_models_give_masks_of_the_requested_density(photo):

@@ -20,7 +20,8 @@ import sys
 import threading
 
 # Informational lines TensorFlow's C++ runtime writes to stderr while it loads,
-# before its log level applies (TF_CPP_MIN_LOG_LEVEL does not reach them).
+# before its log level applies (TF_CPP_MIN_LOG_LEVEL does not reach them), and
+# LiteRT's notice when its first interpreter takes the XNNPACK delegate.
 BENIGN_STARTUP_LINES = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called"
     r"|port\.cc:\d+\] oneDNN custom operations are on"
@@ -31,6 +32,7 @@ BENIGN_STARTUP_LINES = re.compile(
     r"|computation_placer\.cc:\d+\] computation placer already registered"
     r"|TF-TRT Warning: Could not find TensorRT"
     r"|cuda_executor\.cc:\d+\] .*NUMA node"
+    r"|^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
 )
 
 
@@ -86,13 +88,28 @@ def _matplotlib_hidden():
 
 def _import_filtering_stderr() -> None:
     """Imports Keras and TensorFlow with the benign lines of stderr dropped."""
+    with benign_stderr_dropped():
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        # The device scan prints its own block on first use; do it here.
+        tf.config.list_physical_devices("GPU")
+
+
+@contextlib.contextmanager
+def benign_stderr_dropped():
+    """Within the block, lines written to file descriptor 2 that match
+    `BENIGN_STARTUP_LINES` are dropped; the others reach stderr after it.
+
+    For native libraries that log at start-up (TensorFlow's import, LiteRT's
+    first interpreter allocation) below the level where Python could filter.
+    Without a real stderr (some notebooks) nothing is filtered.
+    """
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (e.g. some notebooks)
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-
+    except (OSError, ValueError):
+        yield
         return
     read_end, write_end = os.pipe()
     chunks: list[bytes] = []
@@ -109,11 +126,7 @@ def _import_filtering_stderr() -> None:
     os.dup2(write_end, 2)
     os.close(write_end)
     try:
-        import keras  # noqa: F401
-        import tensorflow as tf
-
-        # The device scan prints its own block on first use; do it here.
-        tf.config.list_physical_devices("GPU")
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -97,12 +97,16 @@ def analytic_importance(image, sigma: float = 1.0, exponent: float = DEFAULT_EXP
     f = f - tf.reduce_mean(f, axis=(2, 3), keepdims=True)
     smooth, second = _kernels(sigma)
     log = _separable(f, second, smooth) + _separable(f, smooth, second)
-    magnitude = tf.reduce_sum(tf.abs(log), axis=1)[..., None]  # (B, H, W, 1)
+    # keepdims and reshape rather than [..., None]: LiteRT has no new-axis
+    # slices (`wgimask.lite` converts this layer).
+    magnitude = tf.transpose(
+        tf.reduce_sum(tf.abs(log), axis=1, keepdims=True), (0, 2, 3, 1)
+    )  # (B, H, W, 1)
     value_range = tf.reduce_max(f, axis=(1, 2, 3)) - tf.reduce_min(f, axis=(1, 2, 3))
     flat = tf.reduce_max(magnitude, axis=(1, 2, 3)) <= _FLAT * tf.maximum(
         value_range, 1.0
     )
-    magnitude = tf.where(flat[:, None, None, None], 0.0, magnitude)
+    magnitude = tf.where(tf.reshape(flat, (-1, 1, 1, 1)), 0.0, magnitude)
     return magnitude**exponent
 
 

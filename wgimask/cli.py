@@ -173,10 +173,10 @@ def process(path, outputs, density, method, model, channels, seed) -> str:
     """Computes and writes one image's outputs; returns its report lines."""
     import numpy as np
 
-    from wgimask import data
+    from wgimask import image_files
 
     start = time.perf_counter()
-    image = data.load_image(path, channels)
+    image = image_files.load_image(path, channels)
     mask = _mask(method, image, density, model, seed)
     results = {}
     if "diffusion" in outputs:
@@ -210,15 +210,15 @@ def process(path, outputs, density, method, model, channels, seed) -> str:
 def main(argv: list[str]) -> None:
     """Runs the command on the images named in argv."""
     started = time.perf_counter()
-    # wgimask.data reads the images with TensorFlow's help: load it quietly.
-    _entry.import_tensorflow_quietly()
+    # No TensorFlow here: the shipped models run on LiteRT (`wgimask.lite`);
+    # a model without its lite/ folder imports it quietly when loaded.
     paths = [pathlib.Path(p) for p in argv[1:]]
     try:
         if FLAGS.example:
-            from wgimask import data
+            from wgimask import image_files
 
-            index = data.EMBEDDED_PHOTO_NAMES.index(EXAMPLE_PHOTO)
-            paths.append(data.embedded_photo_paths()[index])
+            index = image_files.EMBEDDED_PHOTO_NAMES.index(EXAMPLE_PHOTO)
+            paths.append(image_files.embedded_photo_paths()[index])
         if not paths:
             raise UsageError("give one or more image files, or --example")
         density = FLAGS.density

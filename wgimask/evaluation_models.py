@@ -194,7 +194,7 @@ class LearnedModels:
                 model = inference.load(run)
             except inference.ModelError as error:
                 raise EvaluationError(str(error)) from None
-            if need.kind == "mask_gan" and model.mask_generator is None:
+            if need.kind == "mask_gan" and not model.has_mask:
                 raise EvaluationError(f"{run} holds no mask generator")
             zeros = np.zeros((1, image_size, image_size, model.channels), np.float32)
             with self.device():  # warm-up: later timings exclude set-up

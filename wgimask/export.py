@@ -9,7 +9,10 @@
 * ``inpainter/``: SavedModel; ``serving_default`` takes ``image`` and ``mask``
   (one channel, 1 = known) and returns ``inpainted``;
 * ``generator.keras``, ``mask_generator.keras``, ``critic.keras``: the networks,
-  which `keras.models.load_model` opens after ``import wgimask``.
+  which `keras.models.load_model` opens after ``import wgimask``;
+* ``lite/``: LiteRT copies of the network parts that inference runs, so that
+  the ``wgimask`` command and `wgimask.optimise_mask` need no TensorFlow
+  (`wgimask.lite`).
 
 The random seed inputs of the generators are drawn with fixed stateless seeds,
 so a served model is a deterministic function of its inputs.
@@ -41,16 +44,15 @@ import keras
 import tensorflow as tf
 
 from wgimask.dither import binarise_confidence
+from wgimask.lite import write_lite
 from wgimask.networks import (
     DOWNSAMPLING,
     InpaintingGenerator,
     MaskGenerator,
     draw_seed,
 )
+from wgimask.stateless_noise import GENERATOR_SEED, MASK_SEED
 
-# Fixed stateless seeds of the serving-time noise (mask generator, generator).
-MASK_SEED = (20230, 1)
-GENERATOR_SEED = (20230, 2)
 #: Prefix of the temporary folders an export is written into (a kill leaves
 #: them behind; `wgimask.run_folder.remove_leftovers` removes them).
 EXPORT_TEMP_PREFIX = ".export-"
@@ -363,6 +365,8 @@ def export_models(
             mask_generator.save(tmp / "mask_generator.keras")
         if critic is not None:
             critic.save(tmp / "critic.keras")
+        # LiteRT copies of the parts inference runs (`wgimask.lite`).
+        write_lite(tmp, generator, mask_generator)
         if final.exists():
             # Two renames: the old export stays complete until the new one is in.
             old = pathlib.Path(

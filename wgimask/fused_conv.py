@@ -50,6 +50,26 @@ def _use_reference_ops() -> bool:
     return getattr(_state, "reference", False)
 
 
+@contextlib.contextmanager
+def plain_forward_ops():
+    """Within this context, blocks trace a plain forward pass for conversion.
+
+    One `tf.nn.conv2d` per branch with native dilation and 'SAME' padding, no
+    strips, no `tf.cond` and no custom gradient: the graph that the LiteRT
+    converter maps onto its own dilated CONV_2D (`wgimask.lite`). The same
+    numbers as the fast path up to floating-point rounding; no gradients.
+
+    Yields:
+        None.
+    """
+    previous = getattr(_state, "plain", False)
+    _state.plain = True
+    try:
+        yield
+    finally:
+        _state.plain = previous
+
+
 def _onednn_enabled() -> bool:
     """Whether TensorFlow runs its oneDNN kernels (TF_ENABLE_ONEDNN_OPTS)."""
     try:
@@ -295,6 +315,8 @@ def fused_convolution(inputs, kernels, biases, dilations, elu: bool = False):
     has_bias = bool(biases)
     channels = [kk.shape[-1] for kk in kernels]
 
+    if getattr(_state, "plain", False):
+        return _branch_outputs(inputs, kernels, biases, dilations, elu, strips=False)
     if tf.config.list_logical_devices("GPU"):
         # cuDNN has dilated gradient kernels: let TensorFlow differentiate.
         return _forward(inputs, kernels, biases, dilations, elu)

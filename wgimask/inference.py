@@ -3,11 +3,20 @@
 A *model* is a training run folder (``train.py --model_dir``), its ``export/``
 folder, or one of the runs shipped in ``wgimask/pretrained``. `Model.load`
 reads the run's ``config.json`` (density, mode, crop size, channels, model
-size), builds the Keras networks from it with a free image size, and fills
-them with the exported weights. The weights are read straight from the
-SavedModels' variable files: the SavedModels' function graphs are never
-deserialised (that took about 10 s for two models), so Python users get plain
-Keras networks in well under a second.
+size) and loads the network parts that inference runs
+(`wgimask.network_parts`) with one of two runtimes, which give the same
+numbers to within float32 rounding:
+
+* ``litert``: the parts converted at export into ``export/lite``
+  (`wgimask.lite`), run by the LiteRT interpreter. TensorFlow is never
+  imported, which saves 2.1-3.3 s of every command (docs/performance.md);
+* ``keras``: the Keras networks built from the config with a free image size
+  and filled with the weights read straight from the SavedModels' variable
+  files (their function graphs are never deserialised, which took about 10 s
+  for two models). Used for runs without a current ``export/lite``.
+
+The seed inputs r are TensorFlow's stateless draws computed in numpy
+(`wgimask.stateless_noise`), the same as the exported SavedModels draw.
 
 Images up to the training crop size go through the networks in one pass
 (padded by reflection to multiples of 8, three 2x2 poolings). Larger images
@@ -53,6 +62,8 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -72,12 +83,22 @@ from wgimask.model_files import (  # noqa: F401 - part of this module's API
     read_config,
     shipped_models,
 )
+from wgimask.network_parts import part_names
+from wgimask.stateless_noise import (
+    GENERATOR_SEED,
+    MASK_SEED,
+    SEED_STDDEV,
+    stateless_normal,
+)
 
 #: Three 2x2 poolings: the networks take sides that are multiples of this.
 MULTIPLE = 8
 
 #: Tiles (or images) per network call: bounds memory on large images.
 TILE_BATCH = 64
+
+#: The runtimes `Model.load` can run a model's parts with (None: choose).
+RUNTIMES = (None, "litert", "keras")
 
 
 # --------------------------------------------------------------------------
@@ -91,19 +112,26 @@ class Model:
     Attributes:
         path: The run folder.
         config: Its training config (``config.json``).
-        generator: The `InpaintingGenerator`.
-        mask_generator: The `MaskGenerator`, or None for an inpainting-only run.
+        parts: Runs a network part (`wgimask.network_parts`) on a batch:
+            ``parts(name, [arrays in PART_INPUTS order]) -> array``.
+        runtime: ``"litert"`` (the converted parts in ``export/lite``, no
+            TensorFlow) or ``"keras"`` (Keras networks on TensorFlow).
     """
 
     path: pathlib.Path
     config: dict
-    generator: object
-    mask_generator: object | None
+    parts: Callable[[str, list[np.ndarray]], np.ndarray]
+    runtime: str
+
+    @property
+    def has_mask(self) -> bool:
+        """Whether the run has a mask generator (False: inpainting only)."""
+        return self.config["mode"] != "inpaint"
 
     @property
     def density(self) -> float | None:
         """The density the mask generator was trained for (None: inpainting only)."""
-        return float(self.config["density"]) if self.mask_generator else None
+        return float(self.config["density"]) if self.has_mask else None
 
     @property
     def channels(self) -> int:
@@ -116,53 +144,48 @@ class Model:
         return self.config.get("image_size")
 
     @classmethod
-    def load(cls, path: str | pathlib.Path) -> Model:
-        """Builds the networks from a run's config and loads the exported weights.
+    def load(cls, path: str | pathlib.Path, runtime: str | None = None) -> Model:
+        """Loads a run's network parts for one of the two runtimes.
 
         Args:
             path: A run folder or its export folder.
+            runtime: ``"litert"``, ``"keras"``, or None: LiteRT when the run's
+                ``export/lite`` matches its weights and ai-edge-litert is
+                installed, else Keras (with a one-line note on stderr when the
+                lite folder exists but is out of date).
 
         Returns:
             The model.
 
         Raises:
             ModelError: In one line, for a folder without an export or a config,
-                or weights that do not fit the config's networks.
+                weights that do not fit the config's networks, an unknown
+                runtime, or ``runtime="litert"`` where it cannot serve.
         """
-        import dataclasses
+        from wgimask import lite
 
-        import keras
-
-        from wgimask.trainer import build_networks
-        from wgimask.training_config import TrainingConfig
-
+        if runtime not in RUNTIMES:
+            raise ModelError(f"runtime must be one of {RUNTIMES}, received {runtime!r}")
         exported = export_dir(path)
         config = read_config(exported)
-        # The networks exactly as training built them (prefill, analytic
-        # prior, binarisation): one builder for training and inference.
-        fields = {field.name for field in dataclasses.fields(TrainingConfig)}
-        try:
-            networks = build_networks(
-                TrainingConfig(**{k: v for k, v in config.items() if k in fields}),
-                with_critic=False,
-            )
-        except (TypeError, ValueError) as error:
-            raise ModelError(f"{exported.parent}/config.json: {error}") from None
-        generator = networks["generator"]
-        shared = _saved_variables(exported / "inpainter")
-        _assign(generator, shared)
-        mask_generator = None
-        if config["mode"] != "inpaint":
-            if not (exported / "mask_gan" / "saved_model.pb").is_file():
-                raise ModelError(
-                    f"{exported} has no mask_gan/ although config.json says mode "
-                    f"{config['mode']!r}"
-                )
-            mask_generator = networks["mask_generator"]
-            own = {w.path: keras.ops.convert_to_numpy(w) for w in generator.weights}
-            _assign(mask_generator, _saved_variables(exported / "mask_gan"), own)
         root = exported.parent if exported.name == "export" else exported
-        return cls(root, config, generator, mask_generator)
+        names = part_names(config)
+        if runtime != "keras":
+            problem = lite.lite_problem(exported, config)
+            if problem is None and not lite.available():
+                problem = "the package ai-edge-litert is not installed"
+            if problem is None:
+                parts = lite.LiteParts(exported / lite.LITE_DIR, names)
+                return cls(root, config, parts, "litert")
+            if runtime == "litert":
+                raise ModelError(f"cannot run {root} with LiteRT: {problem}")
+            if (exported / lite.LITE_DIR).exists():
+                print(
+                    f"wgimask: {problem}; using TensorFlow (rebuild it with "
+                    f"`python -m wgimask.lite {root}`)",
+                    file=sys.stderr,
+                )
+        return cls(root, config, _keras_parts(exported, config, names), "keras")
 
     def _check(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images, np.float32)
@@ -182,36 +205,24 @@ class Model:
     def _tiled(self, height: int, width: int) -> bool:
         return self.tile is not None and (height > self.tile or width > self.tile)
 
-    def _confidence_pass(self, images: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """(N, H, W) confidence of one network pass, H and W multiples of 8."""
-        import tensorflow as tf
+    def _batched(self, name: str, arrays: list[np.ndarray]) -> np.ndarray:
+        """A part on (N, H, W, .) inputs, in calls of at most TILE_BATCH images.
 
-        if not hasattr(self, "_confidence_model"):
-            self._confidence_model = self.mask_generator.confidence_model()
+        The calls are of equal size (the last one padded with copies of its
+        last image): LiteRT plans its memory again for every new input shape.
+        """
+        count = len(arrays[0])
+        calls = -(-count // TILE_BATCH)
+        size = -(-count // calls)
         outs = []
-        for first in range(0, len(images), TILE_BATCH):
-            x = tf.constant(images[first : first + TILE_BATCH])
-            seed = tf.constant(noise[first : first + TILE_BATCH])
-            out = self._confidence_model({"image": x, "seed": seed}, training=False)
-            outs.append(np.asarray(out)[..., 0])
-        return np.concatenate(outs)
-
-    def _inpaint_pass(
-        self, images: np.ndarray, masks: np.ndarray, noise: np.ndarray
-    ) -> np.ndarray:
-        """(N, H, W, C) inpainting of one pass, H and W multiples of 8."""
-        import tensorflow as tf
-
-        outs = []
-        for first in range(0, len(images), TILE_BATCH):
-            part = slice(first, first + TILE_BATCH)
-            image, mask = tf.constant(images[part]), tf.constant(masks[part])
-            # As export.inpaint: noise in the unknown pixels only.
-            seed = tf.constant(noise[part]) * (1.0 - mask)
-            out = self.generator(
-                {"known": image * mask, "mask": mask, "seed": seed}, training=False
-            )
-            outs.append(np.asarray(out))
+        for first in range(0, count, size):
+            batch = [a[first : first + size] for a in arrays]
+            short = size - len(batch[0])
+            if short and calls > 1:
+                batch = [
+                    np.concatenate([b, np.repeat(b[-1:], short, 0)]) for b in batch
+                ]
+            outs.append(self.parts(name, batch)[: size - short])
         return np.concatenate(outs)
 
     @property
@@ -222,48 +233,36 @@ class Model:
     @property
     def prefilled(self) -> bool:
         """Whether g learned a residual on the diffusion inpainting."""
-        return self.config.get("prefill") == "diffusion"
+        return "residual" in part_names(self.config)
 
-    def _blended(self, network, inputs: dict, channels: int) -> np.ndarray:
-        """One image through `network`, whole or in tent-blended tiles.
+    def _blended(
+        self, name: str, inputs: list[np.ndarray], channels: int
+    ) -> np.ndarray:
+        """One image through a part, whole or in tent-blended tiles.
 
         Args:
-            network: A fully convolutional Keras model, with named (dict)
-                inputs or a list of inputs.
-            inputs: name -> (H, W, .) float32 array: the network's inputs by
-                name, or in the order of its list of inputs.
+            name: The part (`wgimask.network_parts`).
+            inputs: Its (H, W, .) float32 inputs, in call order.
             channels: The output's channel count.
 
         Returns:
             (H, W, channels) float32.
         """
-        import tensorflow as tf
-
-        def call(batch: dict):
-            tensors = {k: tf.constant(v) for k, v in batch.items()}
-            if not isinstance(network.input, dict):
-                tensors = list(tensors.values())
-            return np.asarray(network(tensors, training=False))
-
-        height, width = next(iter(inputs.values())).shape[:2]
+        height, width = inputs[0].shape[:2]
         if not self._tiled(height, width):
-            padded = {k: _pad(v[None], MULTIPLE)[0] for k, v in inputs.items()}
-            return call(padded)[0, :height, :width]
+            padded = [_pad(v[None], MULTIPLE)[0] for v in inputs]
+            return self.parts(name, padded)[0, :height, :width]
         tile = self.tile
         pad = ((0, max(tile - height, 0)), (0, max(tile - width, 0)), (0, 0))
         mode = "reflect" if pad[0][1] < height and pad[1][1] < width else "edge"
-        inputs = {k: np.pad(v, pad, mode=mode) for k, v in inputs.items()}
-        full_h, full_w = next(iter(inputs.values())).shape[:2]
+        inputs = [np.pad(v, pad, mode=mode) for v in inputs]
+        full_h, full_w = inputs[0].shape[:2]
         corners = [(y, x) for y in _starts(full_h, tile) for x in _starts(full_w, tile)]
-        outs = []
-        for first in range(0, len(corners), TILE_BATCH):
-            part = corners[first : first + TILE_BATCH]
-            batch = {
-                k: np.stack([v[y : y + tile, x : x + tile] for y, x in part])
-                for k, v in inputs.items()
-            }
-            outs.append(call(batch))
-        outs = np.concatenate(outs)
+        batch = [
+            np.stack([v[y : y + tile, x : x + tile] for y, x in corners])
+            for v in inputs
+        ]
+        outs = self._batched(name, batch)
         ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
         window = np.outer(ramp, ramp)[..., None].astype(np.float32)
         total = np.zeros((full_h, full_w, channels), np.float32)
@@ -275,31 +274,18 @@ class Model:
 
     def _prior_confidence(self, image: np.ndarray) -> np.ndarray:
         """(H, W) confidence of a prior model: whole-image density, blended r."""
-        import keras
-        import tensorflow as tf
-
-        if not hasattr(self, "_correction_model"):
-            net = self.mask_generator
-            self._correction_model = keras.Model(
-                net.inputs, net.get_layer("correction").output, name="correction"
-            )
         noise = _noise((1, *image.shape), "mask")[0]
-        correction = self._blended(
-            self._correction_model, {"image": image, "seed": noise}, 1
-        )
-        whole = tf.constant(image[None])
-        rho = self.mask_generator.get_layer("analytic_density")(whole)
-        confidence = self.mask_generator.get_layer("confidence")(
-            [rho, tf.constant(correction[None])]
-        )
-        return np.asarray(confidence)[0, ..., 0]
+        correction = self._blended("correction", [image, noise], 1)
+        confidence = self.parts("prior_confidence", [image[None], correction[None]])
+        return confidence[0, ..., 0]
 
     def confidence(self, images: np.ndarray) -> np.ndarray:
         """The mask generator's confidence in [0, 1].
 
         Images up to the crop size go through in one pass; larger ones in
         non-overlapping tiles of the crop size (rank them with
-        ``top_confidence_mask(..., tile=model.tile)``, as `mask` does).
+        ``top_confidence_mask(..., tile=model.tile)``, as `mask` does). A
+        prior model's analytic density always sees the whole image.
 
         Args:
             images: (N, H, W, C) float in [0, 1], any H and W of at least 2.
@@ -307,16 +293,16 @@ class Model:
         Returns:
             (N, H, W) float32.
         """
-        if self.mask_generator is None:
+        if not self.has_mask:
             raise ModelError(f"{self.path} is an inpainting-only model: no mask")
         images = self._check(images)
         height, width = images.shape[1:3]
-        if self.prior and self._tiled(height, width):
+        if self.prior:
             return np.stack([self._prior_confidence(image) for image in images])
         if not self._tiled(height, width):
             padded, crop = _pad(images, MULTIPLE)
             noise = _noise(padded.shape, "mask")
-            return self._confidence_pass(padded, noise)[crop]
+            return self._batched("confidence", [padded, noise])[..., 0][crop]
         tile = self.tile
         padded, crop = _pad(images, tile)
         rows, cols = padded.shape[1] // tile, padded.shape[2] // tile
@@ -327,7 +313,7 @@ class Model:
         noise = _noise(padded.shape, "mask")
         noise = noise.reshape(len(images), rows, tile, cols, tile, -1)
         noise = noise.transpose(0, 1, 3, 2, 4, 5).reshape(tiles.shape)
-        out = self._confidence_pass(tiles, noise)
+        out = self._batched("confidence", [tiles, noise])[..., 0]
         out = out.reshape(len(images), rows, cols, tile, tile)
         out = out.transpose(0, 1, 3, 2, 4).reshape(padded.shape[:3])
         return out[crop]
@@ -361,8 +347,8 @@ class Model:
 
         Images up to the crop size go through in one pass; larger ones in
         tiles of the crop size overlapping by an eighth, blended with tent
-        weights. A prefilled generator on a larger image adds its blended
-        residual to the whole-image diffusion inpainting.
+        weights. A prefilled generator adds its (blended) residual to the
+        whole-image diffusion inpainting.
 
         Args:
             images: (N, H, W, C) float in [0, 1]; only known pixels are used.
@@ -377,7 +363,7 @@ class Model:
         images = self._check(images)
         masks = np.asarray(masks, np.float32).reshape(*images.shape[:3], 1)
         height, width = images.shape[1:3]
-        if self.prefilled and self._tiled(height, width):
+        if self.prefilled:
             if diffused is None:
                 diffused = [None] * len(images)
             out = np.stack(
@@ -391,8 +377,11 @@ class Model:
             # too, so border points are mirrored as in a larger image.
             padded, crop = _pad(images, MULTIPLE)
             padded_masks, _ = _pad(masks, MULTIPLE)
-            noise = _noise(padded.shape, "generator")
-            out = self._inpaint_pass(padded, padded_masks, noise)[crop]
+            # As export.inpaint: noise in the unknown pixels only.
+            noise = _noise(padded.shape, "generator") * (1.0 - padded_masks)
+            out = self._batched(
+                "generator", [padded * padded_masks, padded_masks, noise]
+            )[crop]
         else:
             out = np.stack(
                 [self._inpaint_tiled(i, m) for i, m in zip(images, masks, strict=True)]
@@ -404,41 +393,21 @@ class Model:
         self, image: np.ndarray, mask: np.ndarray, diffused: np.ndarray | None
     ) -> np.ndarray:
         """Whole-image diffusion plus g's blended residual, clipped to [0, 1]."""
-        import keras
-
         from wgimask import baselines
 
         if diffused is None:
             diffused = baselines.inpaint(image, mask[..., 0] > 0.5)
         diffused = np.asarray(diffused, np.float32).reshape(image.shape)
-        if not hasattr(self, "_residual_model"):
-            net = self.generator
-            inputs = dict(net.input)
-            # A list of inputs: the diffusion layer's output tensor cannot be
-            # renamed to serve as a named dict input.
-            self._residual_model = keras.Model(
-                [
-                    inputs["known"],
-                    inputs["mask"],
-                    inputs["seed"],
-                    net.get_layer("diffusion").output,
-                ],
-                net.get_layer("residual").output,
-                name="residual",
-            )
         noise = _noise((1, *image.shape), "generator")[0] * (1.0 - mask)
         residual = self._blended(
-            self._residual_model,
-            {"known": image * mask, "mask": mask, "seed": noise, "diffused": diffused},
-            self.channels,
+            "residual", [image * mask, mask, noise, diffused], self.channels
         )
         return np.clip(diffused + residual, 0.0, 1.0)
 
     def _inpaint_tiled(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         # As export.inpaint: noise in the unknown pixels only.
         noise = _noise((1, *image.shape), "generator")[0] * (1.0 - mask)
-        inputs = {"known": image * mask, "mask": mask, "seed": noise}
-        return self._blended(self.generator, inputs, self.channels)
+        return self._blended("generator", [image * mask, mask, noise], self.channels)
 
     def optimise_mask(
         self, image: np.ndarray, density: float
@@ -452,22 +421,42 @@ class Model:
         return mask[0], self.inpaint(image[None], mask)[0]
 
 
+def _keras_parts(exported: pathlib.Path, config: dict, names: tuple[str, ...]):
+    """The ``keras`` runtime: the parts of the Keras networks, on TensorFlow."""
+    from wgimask import _entry
+
+    _entry.import_tensorflow_quietly()
+    import tensorflow as tf
+
+    from wgimask.network_parts import keras_parts, load_networks
+
+    parts = keras_parts(*load_networks(exported, config))
+    if set(parts) != set(names):
+        raise ModelError(
+            f"{exported}: networks with parts {sorted(parts)}, not {names}"
+        )
+
+    def run(name: str, arrays: list[np.ndarray]) -> np.ndarray:
+        tensors = [tf.constant(a, tf.float32) for a in arrays]
+        return np.asarray(parts[name](tensors, training=False))
+
+    return run
+
+
 def _noise(shape: tuple[int, ...], network: str) -> np.ndarray:
     """The seed input r of the ``mask`` or ``generator`` network, serving seeds.
 
     One draw of the shape of a single image, repeated for every image of a
     batch: an image's result never depends on its batch (the exported
     SavedModels draw for the whole batch, so theirs does), and equals the
-    SavedModels' for a batch of one. Tiles are cut from the whole image's
-    draw, so each tile gets its own noise, as each training crop did (the
-    same noise in every tile gave masks 6 dB worse for the learned
-    inpainting on a 768x512 photo at 5 %).
+    SavedModels' for a batch of one: `stateless_normal` is TensorFlow's
+    stateless draw in numpy. Tiles are cut from the whole image's draw, so
+    each tile gets its own noise, as each training crop did (the same noise
+    in every tile gave masks 6 dB worse for the learned inpainting on a
+    768x512 photo at 5 %).
     """
-    from wgimask import export
-    from wgimask.networks import draw_seed
-
-    seed = export.MASK_SEED if network == "mask" else export.GENERATOR_SEED
-    one = np.asarray(draw_seed((1, *shape[1:]), seed=seed))
+    seed = MASK_SEED if network == "mask" else GENERATOR_SEED
+    one = stateless_normal((1, *shape[1:]), seed, stddev=SEED_STDDEV)
     return np.broadcast_to(one, shape)
 
 
@@ -527,14 +516,14 @@ def _as_image(image: np.ndarray, channels: int) -> np.ndarray:
     raise ValueError(f"expected 1 or {channels} channels, received shape {image.shape}")
 
 
-_LOADED: dict[pathlib.Path, Model] = {}
+_LOADED: dict[tuple[pathlib.Path, str | None], Model] = {}
 
 
-def load(path: str | pathlib.Path) -> Model:
-    """`Model.load`, cached per folder for the life of the process."""
-    key = pathlib.Path(path).resolve()
+def load(path: str | pathlib.Path, runtime: str | None = None) -> Model:
+    """`Model.load`, cached per folder and runtime for the life of the process."""
+    key = (pathlib.Path(path).resolve(), runtime)
     if key not in _LOADED:
-        _LOADED[key] = Model.load(key)
+        _LOADED[key] = Model.load(key[0], runtime)
     return _LOADED[key]
 
 

@@ -43,6 +43,7 @@ from wgimask.mask_layers import (
     InpaintingConstraint,
     PriorConfidence,
 )
+from wgimask.stateless_noise import SEED_STDDEV  # noqa: F401 - re-exported
 
 # Width factor of each model size relative to the reference channel counts.
 MODEL_SIZES = {"paper": 1.0, "medium": 0.5, "small": 0.25, "tiny": 0.125}
@@ -54,8 +55,6 @@ CRITIC_CHANNELS = (64, 128, 256, 256, 512)
 HEAD_CHANNELS = 8
 # Three 2x2 poolings: image sides must be multiples of this.
 DOWNSAMPLING = 8
-# Standard deviation of the generators' random seed input (reference: N(0, 0.1)).
-SEED_STDDEV = 0.1
 #: Prefill options of the inpainting generator (None = the paper's g).
 PREFILLS = (None, "diffusion")
 #: Prior options of the mask generator (None = the paper's m).
