@@ -1,11 +1,14 @@
 """Where the `wgimask` command's time goes on one photo, and first-call costs.
 
     python benchmarks/command_breakdown.py PHOTO [--density=0.1]
+    python benchmarks/command_breakdown.py PHOTO --runtime=keras  # on TensorFlow
     python benchmarks/command_breakdown.py PHOTO --solver=multigrid  # one solver
 
-Without --solver: one process times the import of wgimask, TensorFlow's
-import as the command does it (`_entry.import_tensorflow_quietly`), loading
-the shipped model nearest the density, the learned mask, homogeneous diffusion
+Without --solver: one process times the import of wgimask, the import of the
+runtime (LiteRT's interpreter by default, as the command uses for the shipped
+models; with --runtime=keras TensorFlow's, as `_entry.import_tensorflow_quietly`
+does it), loading the shipped model nearest the density, the learned mask,
+homogeneous diffusion
 (`solver="auto"`) and the learned inpainting (which refines that diffusion
 inpainting for a prefilled generator, as in the command), then the mask and
 inpainting again (warm).
@@ -34,6 +37,9 @@ def main() -> None:
     parser.add_argument("photo")
     parser.add_argument("--density", type=float, default=0.1)
     parser.add_argument("--solver", default=None, help="time this solver only")
+    parser.add_argument(
+        "--runtime", default="litert", choices=["litert", "keras"], help="see docstring"
+    )
     args = parser.parse_args()
     print(f"CPU: {cpu_description()} ({platform.machine()})")
     image = np.asarray(Image.open(args.photo).convert("RGB"), np.float32) / 255
@@ -45,9 +51,12 @@ def main() -> None:
             print(f"{args.solver} call {call}: {time.perf_counter() - t:.2f} s")
         return
     t0 = time.perf_counter()
-    _entry.import_tensorflow_quietly()
+    if args.runtime == "keras":
+        _entry.import_tensorflow_quietly()
+    else:
+        import ai_edge_litert.interpreter  # noqa: F401
     t1 = time.perf_counter()
-    model = inference.load(inference.choose_model(None, args.density))
+    model = inference.load(inference.choose_model(None, args.density), args.runtime)
     t2 = time.perf_counter()
     mask = model.mask(image[None], args.density)[0]
     t3 = time.perf_counter()
@@ -61,7 +70,7 @@ def main() -> None:
     model.inpaint(image[None], mask[None], diffused[None])
     t7 = time.perf_counter()
     print(
-        f"import {t0 - started:.1f} s, TensorFlow {t1 - t0:.1f} s, "
+        f"import {t0 - started:.1f} s, {args.runtime} runtime {t1 - t0:.1f} s, "
         f"load {t2 - t1:.1f} s, mask {t3 - t2:.1f} s, "
         f"diffusion {t4 - t3:.1f} s, learned inpainting {t5 - t4:.1f} s; "
         f"again: mask {t6 - t5:.1f} s, learned inpainting {t7 - t6:.1f} s"
