@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import diffusion_mae, photo_crop
 
-from wgimask.baselines import analytic_mask, random_mask
+from wgimask.baselines import analytic_mask, electrostatic_mask, random_mask
 from wgimask.baselines.analytic import (
     analytic_density,
     auto_sigma,
@@ -85,9 +85,9 @@ def test_halftone_keeps_the_mean_and_hits_the_count():
     assert mask[:, 48:].sum() > 2 * mask[:, :16].sum()
 
 
-@pytest.mark.parametrize("halftoning", ["ordered", "error_diffusion"])
+@pytest.mark.parametrize("halftoning", ["ordered", "error_diffusion", "electrostatic"])
 @pytest.mark.parametrize("density", [0.05, 0.2])
-def test_both_halftonings_hit_the_count(halftoning, density):
+def test_every_halftoning_hits_the_count(halftoning, density):
     f = photo_crop("coffee", 40)
     mask = analytic_mask(f, density, halftoning=halftoning)
     assert mask.sum() == round(density * 40 * 40)
@@ -181,3 +181,52 @@ def test_halftone_density_is_the_analytic_masks_halftoning(density):
         analytic.halftone_density(-rho, density)
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         analytic.halftone_density(rho[None], density)
+
+
+# --------------------------------------------------------------------------
+# Electrostatic halftoning
+
+
+@pytest.mark.parametrize("density", [0.05, 0.1, 0.3, 0.9])
+@pytest.mark.parametrize("shape", [(32, 32, 3), (17, 40), (6, 9)])
+def test_electrostatic_mask_has_the_exact_count(shape, density):
+    f = np.random.default_rng(0).random(shape)
+    mask = electrostatic_mask(f, density, seed=1)
+    assert mask.dtype == bool and mask.shape == shape[:2]
+    assert mask.sum() == round(density * shape[0] * shape[1])
+
+
+def test_electrostatic_mask_grey_colour_and_seeds():
+    f = photo_crop("coffee", 40)
+    colour = electrostatic_mask(f, 0.1, seed=3)
+    assert np.array_equal(colour, electrostatic_mask(f, 0.1, seed=3))
+    assert not np.array_equal(colour, electrostatic_mask(f, 0.1, seed=4))
+    grey = electrostatic_mask(f.mean(axis=2), 0.1)
+    assert grey.sum() == colour.sum() and not np.array_equal(grey, colour)
+    with pytest.raises(ValueError, match="NaN|finite"):
+        electrostatic_mask(np.full((8, 8), np.nan), 0.1)
+
+
+def test_electrostatic_points_follow_the_structure_better_spread():
+    """Flat left half, texture right: the points go right, and they are
+    spread more evenly than the ordered dither's (a larger smallest distance
+    to the nearest other point, on average)."""
+    rng = np.random.default_rng(0)
+    f = np.full((64, 64), 0.5)
+    f[:, 32:] = rng.random((64, 32))
+    mask = electrostatic_mask(f, 0.1)
+    assert mask[:, 32:].sum() > 0.95 * mask.sum()
+    assert mask[:, 32:].reshape(8, 8, 4, 8).sum(axis=(1, 3)).min() > 0
+    constant = np.full((48, 48), 0.3)
+    points = np.argwhere(electrostatic_mask(constant, 0.05)).astype(float)
+    dither = np.argwhere(analytic_mask(constant, 0.05)).astype(float)
+
+    def nearest(p):
+        d = np.sqrt(((p[:, None] - p[None]) ** 2).sum(-1))
+        np.fill_diagonal(d, np.inf)
+        return d.min(axis=1)
+
+    # Evenly spread: every point has a neighbour at about the mean spacing
+    # 1 / sqrt(0.05) = 4.5 px, none much closer.
+    assert nearest(points).min() >= 3 and nearest(points).mean() >= 4
+    assert len(points) == len(dither)

@@ -39,6 +39,7 @@ MASK_METHODS = {
     "learned": True,  # the mask generator's most confident round(D H W) pixels
     "random": False,  # uniformly random, exactly round(D H W) pixels
     "analytic": False,  # Belhachmi et al.'s Laplacian-magnitude density, dithered
+    "electrostatic": False,  # the same density, halftoned electrostatically
 }
 INPAINTINGS = ("learned", "diffusion")
 
@@ -57,9 +58,11 @@ def _mask(method: str, image, density: float, model, seed: int):
         from wgimask import baselines
 
         return baselines.random_mask(image.shape[:2], density, seed=seed)
-    if method == "analytic":
+    if method in ("analytic", "electrostatic"):
         from wgimask import baselines
 
+        if method == "electrostatic":
+            return baselines.electrostatic_mask(image, density, seed=seed)
         return baselines.analytic_mask(image, density, seed=seed)
     raise UsageError(f"unknown mask method {method!r}")  # pragma: no cover
 
@@ -297,8 +300,9 @@ def _define_flags() -> None:
         list(MASK_METHODS),
         "learned: the mask GAN's most confident pixels; random: uniformly random; "
         "analytic: Laplacian-magnitude density, dithered (the model-free bar the "
-        "learned masks must clear); random and analytic need no model with "
-        "--inpainting=diffusion.",
+        "learned masks must clear); electrostatic: that density halftoned "
+        "electrostatically (better below 15 %, slower); the model-free masks "
+        "need no model with --inpainting=diffusion.",
         flag_values=FLAGS,
     )
     flags.DEFINE_list(
@@ -327,7 +331,10 @@ def _define_flags() -> None:
         flag_values=FLAGS,
     )
     flags.DEFINE_integer(
-        "seed", 0, "Seed of --mask=random and --mask=analytic.", flag_values=FLAGS
+        "seed",
+        0,
+        "Seed of the model-free masks (--mask=random, analytic, electrostatic).",
+        flag_values=FLAGS,
     )
 
 

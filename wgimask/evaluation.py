@@ -7,7 +7,9 @@ A *method* is a mask method combined with an inpainting operator, written
   points), ``ps`` (probabilistic sparsification), ``ps+nlpe`` (PS followed by
   non-local pixel exchange), ``mg`` (the learned mask GAN of density D),
   ``analytic`` (Belhachmi et al.'s Laplacian-magnitude density, halftoned),
-  and ``analytic+nlpe``, ``random+nlpe``, ``mg+nlpe`` (NLPE from that mask;
+  ``electrostatic`` (that density halftoned electrostatically), and
+  ``analytic+nlpe``, ``electrostatic+nlpe``, ``random+nlpe``, ``mg+nlpe``
+  (NLPE from that mask;
   ``analytic+nlpe12`` runs 12 cycles, whatever ``nlpe_cycles`` says);
 - inpainting operators: ``hd`` (homogeneous diffusion), ``wgain`` (the
   inpainting-only WGAN trained on random masks), ``mg`` (the generator trained
@@ -197,10 +199,15 @@ class _Pipeline:
                     for image, s in zip(images, seeds, strict=True)
                 ]
             )
-        elif mask == "analytic":
+        elif mask in ("analytic", "electrostatic"):
+            make = (
+                baselines.analytic_mask
+                if mask == "analytic"
+                else baselines.electrostatic_mask
+            )
             masks = np.stack(
                 [
-                    baselines.analytic_mask(image, density, seed=s)
+                    make(image, density, seed=s)
                     for image, s in zip(images, seeds, strict=True)
                 ]
             )

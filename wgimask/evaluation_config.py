@@ -28,6 +28,8 @@ MASK_METHODS = (
     "analytic+nlpe",
     "random+nlpe",
     "mg+nlpe",
+    "electrostatic",
+    "electrostatic+nlpe",
 )
 OPERATORS = ("hd", "wgain", "mg")
 #: An NLPE mask method with its own cycle count: ``analytic+nlpe12`` runs 12

@@ -1,7 +1,8 @@
 """Model-based baselines: homogeneous diffusion inpainting, analytic masks, PS, NLPE.
 
 Homogeneous diffusion inpainting (``inpaint``), analytic masks after
-Belhachmi et al. (2009) (``analytic_mask``), probabilistic sparsification
+Belhachmi et al. (2009) (``analytic_mask``; ``electrostatic_mask`` halftones
+their density electrostatically), probabilistic sparsification
 (``probabilistic_sparsification``) and non-local pixel exchange
 (``nonlocal_pixel_exchange``) after Mainberger et al. (2012), plus
 ``random_mask`` for masks of an exact density. Only numpy and scipy are used
@@ -17,7 +18,7 @@ Example:
     >>> u = inpaint(f, mask)
 """
 
-from wgimask.baselines.analytic import analytic_mask
+from wgimask.baselines.analytic import analytic_mask, electrostatic_mask
 from wgimask.baselines.diffusion import CG_RTOL, inpaint
 from wgimask.baselines.exchange import (
     DEFAULT_CANDIDATES,
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_CYCLES",
     "DEFAULT_REMOVAL_FRACTION",
     "analytic_mask",
+    "electrostatic_mask",
     "inpaint",
     "nonlocal_pixel_exchange",
     "probabilistic_sparsification",
