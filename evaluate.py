@@ -38,10 +38,10 @@ flags.DEFINE_list(
     "methods",
     ["random+hd", "ps+hd", "ps+nlpe+hd"],
     "Methods <mask>+<operator>; masks: random, ps, ps+nlpe, mg, analytic, "
-    "analytic+nlpe, random+nlpe, mg+nlpe (+nlpe12: 12 NLPE cycles for that "
-    "method, whatever --nlpe_cycles says); operators: hd "
-    "(homogeneous diffusion), wgain (inpainting-only WGAN), mg (the joint "
-    "generator); 'mg' alone = mask GAN with its own generator. E.g. "
+    "electrostatic, analytic+nlpe, electrostatic+nlpe, random+nlpe, mg+nlpe "
+    "(+nlpe12: 12 NLPE cycles for that method, whatever --nlpe_cycles says); "
+    "operators: hd (homogeneous diffusion), wgain (inpainting-only WGAN), mg "
+    "(the joint generator); 'mg' alone = mask GAN with its own generator. E.g. "
     "random+wgain,mg,mg+hd,random+hd,ps+hd,ps+nlpe+hd.",
 )
 flags.DEFINE_string(

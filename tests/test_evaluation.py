@@ -420,6 +420,26 @@ def test_run_repeats_for_a_seed_and_subsets_agree(image_dir, tmp_path):
     assert other != subset
 
 
+def test_electrostatic_methods_run_and_nlpe_refines_them(image_dir, tmp_path):
+    config = _config(
+        image_dir,
+        tmp_path,
+        methods=("electrostatic+hd", "electrostatic+nlpe0.5+hd"),
+        densities=(0.1,),
+        figures=False,
+        max_images=2,
+    )
+    rows = evaluation.run_evaluation(config).per_image
+    by = {(r["image"], r["method"]): r for r in rows}
+    assert len(by) == 4
+    for image in {r["image"] for r in rows}:
+        # NLPE only accepts exchanges that lower the diffusion error.
+        assert (
+            by[(image, "electrostatic+nlpe0.5+hd")]["mae"]
+            <= by[(image, "electrostatic+hd")]["mae"]
+        )
+
+
 @pytest.mark.slow
 def test_raw_mask_gan_density_is_reported(image_dir, models_dir, tmp_path):
     config = _config(

@@ -1,6 +1,5 @@
 """wgimask.inference: loading runs, exact densities, tiles without traces."""
 
-
 import numpy as np
 import pytest
 from helpers import run_python, synthetic_image
@@ -58,6 +57,24 @@ def test_grey_images_and_bad_input_give_one_line_errors(run_dir):
         inference.optimise_mask(grey * 255, 0.2, run_dir)
     with pytest.raises(inference.ModelError, match="does not exist"):
         inference.optimise_mask(grey, 0.2, run_dir / "missing")
+
+
+@pytest.mark.parametrize(
+    "count, calls", [(1, [1]), (64, [64]), (65, [33, 33]), (130, [44, 44, 44])]
+)
+def test_parts_run_in_equal_calls_of_at_most_tile_batch_images(count, calls):
+    seen = []
+
+    def parts(name, arrays):
+        seen.append(len(arrays[0]))
+        return arrays[0] * 2.0
+
+    model = inference.Model(TILE, {"mode": "inpaint", "channels": 1}, parts, "stub")
+    images = np.arange(count, dtype=np.float32).reshape(count, 1, 1, 1)
+    out = model._batched_arrays("generator", [images])
+    # Equal sizes (the last call padded), every image once, in order.
+    assert seen == calls
+    np.testing.assert_array_equal(out, images * 2.0)
 
 
 def test_phase_rank_spreads_points_evenly_over_tile_positions():
@@ -138,9 +155,7 @@ def test_prior_and_prefilled_models_see_the_whole_image(tmp_path):
     export.export_models(
         tmp_path,
         InpaintingGenerator(None, 3, "tiny", prefill="diffusion"),
-        MaskGenerator(
-            None, 3, "tiny", "ordered_dither", density=0.1, prior="analytic"
-        ),
+        MaskGenerator(None, 3, "tiny", "ordered_dither", density=0.1, prior="analytic"),
     )
     config = {
         "density": 0.1,

@@ -4,6 +4,8 @@
   start-up log block (oneDNN notice, CPU-feature notice, "Could not find cuda
   drivers" on machines without a GPU), while every other line they print, real
   errors included, still reaches stderr.
+* `benign_stderr_dropped` does the same for any block of native code that
+  logs to file descriptor 2 (LiteRT's XNNPACK notice).
 * `exit_at_once` ends a command without TensorFlow's slow interpreter
   teardown.
 * `help_requested` / `print_help` give ``--help`` that lists the command's own

@@ -33,8 +33,8 @@ FLAGS = flags.FlagValues()
 EXAMPLE_PHOTO = "chelsea"
 
 #: Mask methods of --mask: name -> whether it needs a learned model. The
-#: functions are in `_mask`; model-free methods run without TensorFlow when
-#: only diffusion inpaints.
+#: functions are in `_mask`; model-free methods load no model when only
+#: diffusion inpaints.
 MASK_METHODS = {
     "learned": True,  # the mask generator's most confident round(D H W) pixels
     "random": False,  # uniformly random, exactly round(D H W) pixels
@@ -363,8 +363,8 @@ def run(argv: list[str] | None = None) -> None:
 def console() -> None:
     """The ``wgimask`` console script: `run`, then an immediate exit.
 
-    TensorFlow's teardown at a normal exit takes about a second
-    (`_entry.exit_at_once`).
+    TensorFlow's teardown at a normal exit takes about a second when a model
+    ran on the Keras runtime (`_entry.exit_at_once`).
     """
     _entry.exit_at_once(run)
 

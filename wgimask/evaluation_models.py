@@ -187,11 +187,14 @@ class LearnedModels:
         from wgimask import inference
 
         self._device = "/CPU:0" if device == "cpu" else None
+        # LiteRT runs on the CPU only: with a GPU to use, the Keras runtime
+        # (the same numbers to within float32 rounding, tests/test_lite.py).
+        runtime = "keras" if device == "auto" and _gpu_visible() else None
         self._models: dict[tuple[str, float | None], inference.Model] = {}
         for need in needs:
             run = need.path(models_dir).parent.parent
             try:
-                model = inference.load(run)
+                model = inference.load(run, runtime)
             except inference.ModelError as error:
                 raise EvaluationError(str(error)) from None
             if need.kind == "mask_gan" and not model.has_mask:
@@ -227,3 +230,13 @@ class LearnedModels:
         import tensorflow as tf
 
         return tf.device(self._device)
+
+
+def _gpu_visible() -> bool:
+    """Whether TensorFlow sees a GPU (imports TensorFlow, as evaluate.py does)."""
+    from wgimask import _entry
+
+    _entry.import_tensorflow_quietly()
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))

@@ -38,6 +38,7 @@ import os
 import pathlib
 import shutil
 import stat
+import sys
 import tempfile
 
 import keras
@@ -365,8 +366,18 @@ def export_models(
             mask_generator.save(tmp / "mask_generator.keras")
         if critic is not None:
             critic.save(tmp / "critic.keras")
-        # LiteRT copies of the parts inference runs (`wgimask.lite`).
-        write_lite(tmp, generator, mask_generator)
+        # LiteRT copies of the parts inference runs (`wgimask.lite`). Best
+        # effort: without them inference uses TensorFlow, so a failed
+        # conversion must not cost the export.
+        try:
+            write_lite(tmp, generator, mask_generator)
+        except Exception as error:  # noqa: BLE001 - any converter failure
+            print(
+                f"wgimask: export/lite not written ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}); inference "
+                f"will use TensorFlow",
+                file=sys.stderr,
+            )
         if final.exists():
             # Two renames: the old export stays complete until the new one is in.
             old = pathlib.Path(

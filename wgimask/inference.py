@@ -67,6 +67,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from wgimask.baselines.analytic import auto_sigma
 from wgimask.exact_density import (  # noqa: F401 - part of this module's API
     check_density,
     phase_rank,
@@ -152,7 +153,7 @@ class Model:
             runtime: ``"litert"``, ``"keras"``, or None: LiteRT when the run's
                 ``export/lite`` matches its weights and ai-edge-litert is
                 installed, else Keras (with a one-line note on stderr when the
-                lite folder exists but is out of date).
+                lite folder exists but is out of date or unusable).
 
         Returns:
             The model.
@@ -173,18 +174,27 @@ class Model:
         if runtime != "keras":
             problem = lite.lite_problem(exported, config)
             if problem is None and not lite.available():
-                problem = "the package ai-edge-litert is not installed"
-            if problem is None:
-                parts = lite.LiteParts(exported / lite.LITE_DIR, names)
-                return cls(root, config, parts, "litert")
-            if runtime == "litert":
-                raise ModelError(f"cannot run {root} with LiteRT: {problem}")
-            if (exported / lite.LITE_DIR).exists():
-                print(
-                    f"wgimask: {problem}; using TensorFlow (rebuild it with "
-                    f"`python -m wgimask.lite {root}`)",
-                    file=sys.stderr,
-                )
+                # Not a problem of the run: no note, the Keras runtime serves.
+                if runtime == "litert":
+                    raise ModelError(
+                        "cannot use the LiteRT runtime: the package "
+                        "ai-edge-litert is not installed"
+                    )
+            elif problem is None:
+                try:
+                    parts = lite.LiteParts(exported / lite.LITE_DIR, names)
+                    return cls(root, config, parts, "litert")
+                except (ValueError, RuntimeError) as error:
+                    problem = f"{exported / lite.LITE_DIR} is unusable ({error})"
+            if problem is not None:
+                if runtime == "litert":
+                    raise ModelError(f"cannot run {root} with LiteRT: {problem}")
+                if (exported / lite.LITE_DIR).exists():
+                    print(
+                        f"wgimask: {problem}; using TensorFlow (rebuild it with "
+                        f"`python -m wgimask.lite {root}`)",
+                        file=sys.stderr,
+                    )
         return cls(root, config, _keras_parts(exported, config, names), "keras")
 
     def _check(self, images: np.ndarray) -> np.ndarray:
@@ -205,18 +215,24 @@ class Model:
     def _tiled(self, height: int, width: int) -> bool:
         return self.tile is not None and (height > self.tile or width > self.tile)
 
-    def _batched(self, name: str, arrays: list[np.ndarray]) -> np.ndarray:
-        """A part on (N, H, W, .) inputs, in calls of at most TILE_BATCH images.
+    def _batched(self, name: str, count: int, take) -> np.ndarray:
+        """A part on `count` images, in calls of at most TILE_BATCH images.
+
+        Args:
+            name: The part.
+            count: Number of images (or tiles).
+            take: ``take(first, last)`` -> the part's inputs for images
+                ``first:last`` (built per call, so memory stays bounded on
+                large photos).
 
         The calls are of equal size (the last one padded with copies of its
         last image): LiteRT plans its memory again for every new input shape.
         """
-        count = len(arrays[0])
-        calls = -(-count // TILE_BATCH)
-        size = -(-count // calls)
+        calls = max(-(-count // TILE_BATCH), 1)
+        size = max(-(-count // calls), 1)
         outs = []
         for first in range(0, count, size):
-            batch = [a[first : first + size] for a in arrays]
+            batch = take(first, min(first + size, count))
             short = size - len(batch[0])
             if short and calls > 1:
                 batch = [
@@ -225,6 +241,12 @@ class Model:
             outs.append(self.parts(name, batch)[: size - short])
         return np.concatenate(outs)
 
+    def _batched_arrays(self, name: str, arrays: list[np.ndarray]) -> np.ndarray:
+        """`_batched` on inputs that are already (N, H, W, .) arrays."""
+        return self._batched(
+            name, len(arrays[0]), lambda first, last: [a[first:last] for a in arrays]
+        )
+
     @property
     def prior(self) -> bool:
         """Whether m learned a correction of the analytic density."""
@@ -232,7 +254,8 @@ class Model:
 
     @property
     def prefilled(self) -> bool:
-        """Whether g learned a residual on the diffusion inpainting."""
+        """Whether g refines the diffusion inpainting (``--prefill=diffusion``,
+        or a mask-only run's untrained g, which returns it unchanged)."""
         return "residual" in part_names(self.config)
 
     def _blended(
@@ -258,11 +281,16 @@ class Model:
         inputs = [np.pad(v, pad, mode=mode) for v in inputs]
         full_h, full_w = inputs[0].shape[:2]
         corners = [(y, x) for y in _starts(full_h, tile) for x in _starts(full_w, tile)]
-        batch = [
-            np.stack([v[y : y + tile, x : x + tile] for y, x in corners])
-            for v in inputs
-        ]
-        outs = self._batched(name, batch)
+
+        def take(first: int, last: int) -> list[np.ndarray]:
+            return [
+                np.stack(
+                    [v[y : y + tile, x : x + tile] for y, x in corners[first:last]]
+                )
+                for v in inputs
+            ]
+
+        outs = self._batched(name, len(corners), take)
         ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
         window = np.outer(ramp, ramp)[..., None].astype(np.float32)
         total = np.zeros((full_h, full_w, channels), np.float32)
@@ -272,12 +300,34 @@ class Model:
             weight[y : y + tile, x : x + tile] += window
         return (total / weight)[:height, :width]
 
-    def _prior_confidence(self, image: np.ndarray) -> np.ndarray:
-        """(H, W) confidence of a prior model: whole-image density, blended r."""
-        noise = _noise((1, *image.shape), "mask")[0]
-        correction = self._blended("correction", [image, noise], 1)
-        confidence = self.parts("prior_confidence", [image[None], correction[None]])
-        return confidence[0, ..., 0]
+    def _prior_confidences(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W) confidence of a prior model: whole-image density, blended r."""
+        height, width = images.shape[1:3]
+        noise = _noise(images.shape, "mask")
+        if self._tiled(height, width):
+            corrections = np.stack(
+                [
+                    self._blended("correction", [i, n], 1)
+                    for i, n in zip(images, noise, strict=True)
+                ]
+            )
+        else:
+            padded, crop = _pad(images, MULTIPLE)
+            padded_noise = _noise(padded.shape, "mask")
+            corrections = self._batched_arrays("correction", [padded, padded_noise])[
+                crop
+            ]
+        # The analytic density's reflecting filter needs sides of at least its
+        # reach: smaller images are padded by their edge values, then cropped.
+        sigma = self.config.get("prior_sigma")
+        sigma = auto_sigma(float(self.config["density"])) if sigma is None else sigma
+        side = int(4.0 * float(sigma) + 0.5) + 1
+        pad = ((0, 0), (0, max(side - height, 0)), (0, max(side - width, 0)), (0, 0))
+        confidence = self._batched_arrays(
+            "prior_confidence",
+            [np.pad(images, pad, mode="edge"), np.pad(corrections, pad, mode="edge")],
+        )
+        return confidence[:, :height, :width, 0]
 
     def confidence(self, images: np.ndarray) -> np.ndarray:
         """The mask generator's confidence in [0, 1].
@@ -298,11 +348,11 @@ class Model:
         images = self._check(images)
         height, width = images.shape[1:3]
         if self.prior:
-            return np.stack([self._prior_confidence(image) for image in images])
+            return self._prior_confidences(images)
         if not self._tiled(height, width):
             padded, crop = _pad(images, MULTIPLE)
             noise = _noise(padded.shape, "mask")
-            return self._batched("confidence", [padded, noise])[..., 0][crop]
+            return self._batched_arrays("confidence", [padded, noise])[..., 0][crop]
         tile = self.tile
         padded, crop = _pad(images, tile)
         rows, cols = padded.shape[1] // tile, padded.shape[2] // tile
@@ -313,7 +363,7 @@ class Model:
         noise = _noise(padded.shape, "mask")
         noise = noise.reshape(len(images), rows, tile, cols, tile, -1)
         noise = noise.transpose(0, 1, 3, 2, 4, 5).reshape(tiles.shape)
-        out = self._batched("confidence", [tiles, noise])[..., 0]
+        out = self._batched_arrays("confidence", [tiles, noise])[..., 0]
         out = out.reshape(len(images), rows, cols, tile, tile)
         out = out.transpose(0, 1, 3, 2, 4).reshape(padded.shape[:3])
         return out[crop]
@@ -364,14 +414,7 @@ class Model:
         masks = np.asarray(masks, np.float32).reshape(*images.shape[:3], 1)
         height, width = images.shape[1:3]
         if self.prefilled:
-            if diffused is None:
-                diffused = [None] * len(images)
-            out = np.stack(
-                [
-                    self._prefilled_inpaint(i, m, d)
-                    for i, m, d in zip(images, masks, diffused, strict=True)
-                ]
-            )
+            out = self._prefilled_inpaint(images, masks, diffused)
         elif not self._tiled(height, width):
             # Padded pixels are unknown-or-mirrored alike: the mask reflects
             # too, so border points are mirrored as in a larger image.
@@ -379,7 +422,7 @@ class Model:
             padded_masks, _ = _pad(masks, MULTIPLE)
             # As export.inpaint: noise in the unknown pixels only.
             noise = _noise(padded.shape, "generator") * (1.0 - padded_masks)
-            out = self._batched(
+            out = self._batched_arrays(
                 "generator", [padded * padded_masks, padded_masks, noise]
             )[crop]
         else:
@@ -390,18 +433,37 @@ class Model:
         return np.clip(np.where(known, images, out), 0.0, 1.0)
 
     def _prefilled_inpaint(
-        self, image: np.ndarray, mask: np.ndarray, diffused: np.ndarray | None
+        self, images: np.ndarray, masks: np.ndarray, diffused: np.ndarray | None
     ) -> np.ndarray:
-        """Whole-image diffusion plus g's blended residual, clipped to [0, 1]."""
+        """Whole-image diffusion plus g's (blended) residual, clipped to [0, 1]."""
         from wgimask import baselines
 
         if diffused is None:
-            diffused = baselines.inpaint(image, mask[..., 0] > 0.5)
-        diffused = np.asarray(diffused, np.float32).reshape(image.shape)
-        noise = _noise((1, *image.shape), "generator")[0] * (1.0 - mask)
-        residual = self._blended(
-            "residual", [image * mask, mask, noise, diffused], self.channels
-        )
+            diffused = np.stack(
+                [
+                    baselines.inpaint(i, m[..., 0] > 0.5)
+                    for i, m in zip(images, masks, strict=True)
+                ]
+            )
+        diffused = np.asarray(diffused, np.float32).reshape(images.shape)
+        height, width = images.shape[1:3]
+        if self._tiled(height, width):
+            noise = _noise((1, *images.shape[1:]), "generator")[0]
+            residual = np.stack(
+                [
+                    self._blended(
+                        "residual", [i * m, m, noise * (1.0 - m), d], self.channels
+                    )
+                    for i, m, d in zip(images, masks, diffused, strict=True)
+                ]
+            )
+        else:
+            padded = [_pad(a, MULTIPLE)[0] for a in (images * masks, masks, diffused)]
+            crop = _pad(images, MULTIPLE)[1]
+            noise = _noise(padded[0].shape, "generator") * (1.0 - padded[1])
+            residual = self._batched_arrays(
+                "residual", [padded[0], padded[1], noise, padded[2]]
+            )[crop]
         return np.clip(diffused + residual, 0.0, 1.0)
 
     def _inpaint_tiled(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -449,8 +511,10 @@ def _noise(shape: tuple[int, ...], network: str) -> np.ndarray:
     One draw of the shape of a single image, repeated for every image of a
     batch: an image's result never depends on its batch (the exported
     SavedModels draw for the whole batch, so theirs does), and equals the
-    SavedModels' for a batch of one: `stateless_normal` is TensorFlow's
-    stateless draw in numpy. Tiles are cut from the whole image's draw, so
+    SavedModels' for a batch of one (`stateless_normal` is TensorFlow's
+    stateless draw in numpy; a prefilled generator's diffusion inpainting
+    comes from `wgimask.baselines` here, from its own graph there, equal to
+    the solvers' tolerance). Tiles are cut from the whole image's draw, so
     each tile gets its own noise, as each training crop did (the same noise
     in every tile gave masks 6 dB worse for the learned inpainting on a
     768x512 photo at 5 %).

@@ -6,11 +6,16 @@ one LiteRT (TensorFlow Lite) flatbuffer per part that inference runs
 with the parts and a digest of the SavedModels' variable files they were
 converted from. `wgimask.inference` runs these with the ``ai-edge-litert``
 interpreter (XNNPACK on the CPU) when they are present and match the
-weights, so the ``wgimask`` command, `wgimask.optimise_mask` and
-``evaluate.py`` never import TensorFlow: that import alone took 2.1-3.3 s of
-the command's 7-10 s on the 2-core development CPU (docs/performance.md).
-Otherwise inference builds the Keras networks (the ``keras`` runtime); both
-give the same numbers to within float32 rounding (tests/test_lite.py).
+weights, so the ``wgimask`` command and `wgimask.optimise_mask` never import
+TensorFlow: that import alone took 2.1-3.3 s of the command's 7-10 s on the
+2-core development CPU (docs/performance.md). ``evaluate.py`` uses the same
+parts on the CPU. Otherwise inference builds the Keras networks (the
+``keras`` runtime); both give the same numbers to within float32 rounding
+(tests/test_lite.py).
+
+The manifest ties the parts to the exported weights, not to the layer code:
+a change to how a part computes (for example the analytic density) must
+raise `FORMAT`, so that older folders are rebuilt.
 
 Runs exported before ``lite/`` existed get it with::
 
@@ -24,7 +29,9 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 
@@ -66,9 +73,15 @@ def lite_problem(exported: pathlib.Path, config: dict) -> str | None:
         return f"{folder / MANIFEST} is unreadable ({error})"
     if manifest.get("format") != FORMAT:
         return f"{folder} has format {manifest.get('format')!r}, not {FORMAT}"
-    missing = [p for p in part_names(config) if not (folder / f"{p}.tflite").is_file()]
-    if missing or set(manifest.get("parts", ())) != set(part_names(config)):
-        return f"{folder} lacks parts this run needs ({', '.join(missing) or 'list'})"
+    wanted = set(part_names(config))
+    missing = sorted(p for p in wanted if not (folder / f"{p}.tflite").is_file())
+    if missing:
+        return f"{folder} lacks parts this run needs: {', '.join(missing)}"
+    if set(manifest.get("parts", ())) != wanted:
+        return (
+            f"{folder} holds parts {sorted(manifest.get('parts', ()))}, this run "
+            f"needs {sorted(wanted)}"
+        )
     if manifest.get("weights") != weights_digest(exported):
         return f"{folder} was converted from other weights than the export's"
     return None
@@ -133,11 +146,33 @@ def convert_parts(parts: dict, channels: int, folder: pathlib.Path) -> None:
         (folder / f"{name}.tflite").write_bytes(flatbuffer)
 
 
+def _float32_copy(network):
+    """`network` itself if it computes in float32, else a float32 copy.
+
+    Mixed-precision runs (``--precision``) train networks that compute in
+    float16 or bfloat16 with float32 weights; inference, and so the LiteRT
+    parts, computes in float32 as the Keras runtime does.
+    """
+    import keras
+
+    if network is None or network.dtype_policy.name == "float32":
+        return network
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        copy = type(network).from_config(network.get_config())
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights(network.get_weights())
+    return copy
+
+
 def write_lite(exported: pathlib.Path, generator, mask_generator=None) -> None:
     """Converts free-size networks into ``exported/lite`` for the export there.
 
     Call after the SavedModels are written: the manifest records their
-    variables' digest.
+    variables' digest. The folder is written next to its place and renamed
+    into it, so a process reading the old parts never sees half-written ones.
 
     Args:
         exported: An export folder holding ``inpainter/`` (and ``mask_gan/``).
@@ -146,15 +181,29 @@ def write_lite(exported: pathlib.Path, generator, mask_generator=None) -> None:
     """
     from wgimask.network_parts import keras_parts
 
+    generator, mask_generator = _float32_copy(generator), _float32_copy(mask_generator)
     parts = keras_parts(generator, mask_generator)
     folder = exported / LITE_DIR
-    convert_parts(parts, generator.channels, folder)
-    manifest = {
-        "format": FORMAT,
-        "parts": sorted(parts),
-        "weights": weights_digest(exported),
-    }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=".lite-", dir=exported))
+    try:
+        convert_parts(parts, generator.channels, staging)
+        manifest = {
+            "format": FORMAT,
+            "parts": sorted(parts),
+            "weights": weights_digest(exported),
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        staging.chmod(0o755)
+        if folder.exists():
+            old = pathlib.Path(tempfile.mkdtemp(prefix=".lite-old-", dir=exported))
+            folder.replace(old / LITE_DIR)
+            staging.replace(folder)
+            shutil.rmtree(old)
+        else:
+            staging.replace(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
 
 
 def rebuild(path: str | pathlib.Path) -> pathlib.Path:
@@ -166,7 +215,6 @@ def rebuild(path: str | pathlib.Path) -> pathlib.Path:
     Raises:
         ModelError: For a folder without a usable export.
     """
-    from wgimask import _entry
     from wgimask.network_parts import load_networks
 
     _entry.import_tensorflow_quietly()
@@ -256,17 +304,22 @@ def _input_name(tensor_name: str) -> str:
 
 def main(argv: list[str]) -> int:
     """``python -m wgimask.lite RUN_DIR ...``: (re)converts each run's export."""
-    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+    usage = "usage: python -m wgimask.lite RUN_DIR [RUN_DIR ...]"
+    if len(argv) >= 2 and argv[1] in ("-h", "--help"):
         print(__doc__.strip().splitlines()[0])
-        print("usage: python -m wgimask.lite RUN_DIR [RUN_DIR ...]")
-        return 0 if len(argv) >= 2 else 2
+        print(usage)
+        return 0
+    if len(argv) < 2:
+        print(f"wgimask.lite: give one or more run folders\n{usage}", file=sys.stderr)
+        return 2
+    failed = 0
     for path in argv[1:]:
         try:
             print(f"wrote {rebuild(path)}", flush=True)
         except ModelError as error:
             print(f"wgimask.lite: {error}", file=sys.stderr)
-            return 1
-    return 0
+            failed += 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

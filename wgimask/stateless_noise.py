@@ -102,7 +102,10 @@ def stateless_normal(shape, seed, stddev: float = 1.0) -> np.ndarray:
     out = np.empty((len(groups), 4), np.float32)
     for first, second in ((0, 1), (2, 3)):
         u1 = np.maximum(_uint32_to_float(words[first]), np.float32(1.0e-7))
-        v1 = np.float32(2.0 * np.pi) * _uint32_to_float(words[second])
+        # TensorFlow: float 2.0f * double M_PI * float u, rounded once.
+        v1 = (2.0 * np.pi * _uint32_to_float(words[second]).astype(np.float64)).astype(
+            np.float32
+        )
         radius = np.sqrt(np.float32(-2.0) * np.log(u1))
         out[:, first] = np.sin(v1) * radius
         out[:, second] = np.cos(v1) * radius

@@ -14,7 +14,9 @@ Laplacian. The practical recipe, as in their paper:
 3. halftone ``rho`` to a binary mask with exactly round(D N) points: an
    ordered (Bayer) dither below 15 % density, Floyd-Steinberg error
    diffusion (Pillow's, in C) from 15 % on (``halftoning="auto"``; measured
-   on training photos, docs/baselines.md).
+   on training photos, docs/baselines.md). ``halftoning="electrostatic"``
+   (`electrostatic_mask`, `wgimask.baselines.electrostatic`) spreads the
+   points better below 15 % at 10-20x the cost.
 
 Constant-image rule: where the Laplacian magnitude is zero everywhere (a
 constant image, or a linear ramp), nothing prefers any pixel, so the density
@@ -55,7 +57,7 @@ DEFAULT_EXPONENT = 0.75
 #: Halftoning methods of `analytic_mask`: ``"auto"`` is ``"ordered"`` below
 #: `ORDERED_BELOW` density and ``"error_diffusion"`` from it on;
 #: ``"electrostatic"`` (`wgimask.baselines.electrostatic`) is better spread
-#: but 10-30x slower, so it is not part of ``"auto"``.
+#: but 10-20x slower, so it is not part of ``"auto"``.
 HALFTONINGS = ("auto", "ordered", "error_diffusion", "electrostatic")
 #: Density below which ``halftoning="auto"`` uses the ordered dither. On the
 #: training photos (64 px) the ordered dither won at 5 % (+0.8 to +0.9 dB)
@@ -324,7 +326,7 @@ def electrostatic_mask(
     the smoothing `electrostatic_sigma` and the exponent
     `ELECTROSTATIC_EXPONENT`. Better than the analytic mask below 15 %
     density (on the validation crops, docs/baselines.md), worse above, and
-    10-30x its time.
+    10-20x its time.
 
     Args:
         image: (H, W) or (H, W, C) image in [0, 1].

@@ -189,14 +189,15 @@ def electrostatic_halftone(
     start = ordered_dither(probability, count, seed=seed)
     if count == 0 or count == h * w or steps == 0:
         return start
-    radius = RADIUS_SPACINGS / math.sqrt(count / (h * w))
+    # At most the image's diagonal: beyond it the cut-off changes nothing.
+    radius = min(RADIUS_SPACINGS / math.sqrt(count / (h * w)), math.hypot(h, w))
     fy, fx = attraction_field(probability, radius)
     py, px = (a.astype(np.float64) for a in np.nonzero(start))
     _simulate(py, px, fy, fx, radius, steps, STEP_SCALE, *MAX_MOVE)
     # Particles on the likeliest pixels claim theirs first.
     rounded = probability[
-        np.clip(np.rint(py).astype(np.int64), 0, h - 1),
-        np.clip(np.rint(px).astype(np.int64), 0, w - 1),
+        np.clip(np.floor(py + 0.5).astype(np.int64), 0, h - 1),
+        np.clip(np.floor(px + 0.5).astype(np.int64), 0, w - 1),
     ]
     order = np.argsort(-rounded, kind="stable")
     return _to_pixels(py, px, order, h, w)
