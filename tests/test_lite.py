@@ -52,6 +52,11 @@ def test_litert_and_keras_runtimes_agree(runtimes, shape):
     )
 
 
+def test_an_empty_batch_is_a_one_line_error(runtimes):
+    with pytest.raises(ValueError, match=r"N >= 1, received \(0, 8, 8, 3\)"):
+        runtimes["litert"].confidence(np.zeros((0, 8, 8, 3), np.float32))
+
+
 def test_auto_runtime_is_litert_and_a_stale_folder_falls_back(
     tiny_run, tmp_path, capsys
 ):

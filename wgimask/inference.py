@@ -199,10 +199,10 @@ class Model:
 
     def _check(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images, np.float32)
-        if images.ndim != 4 or images.shape[-1] != self.channels:
+        if images.ndim != 4 or images.shape[-1] != self.channels or not len(images):
             raise ValueError(
-                f"expected images of shape (N, H, W, {self.channels}), received "
-                f"{images.shape}"
+                f"expected images of shape (N, H, W, {self.channels}) with N >= 1, "
+                f"received {images.shape}"
             )
         return images
 
