@@ -4,9 +4,10 @@
     python recipes/ship_pretrained.py --names=joint-0.05,joint-0.1,joint-0.2
 
 For each run (joint-0.05, joint-0.1, joint-0.2, inpaint) it copies the run's
-config.json and the SavedModels of its export folder (``mask_gan/`` for the
-joint runs, ``inpainter/``), and writes ``training.json``: the steps done and
-the wall time, read off the run's train.log (first to last timestamped line).
+config.json, the SavedModels of its export folder (``mask_gan/`` for the
+joint runs, ``inpainter/``) and their LiteRT parts (``lite/``), and writes
+``training.json``: the steps done and the wall time, read off the run's
+train.log (first to last timestamped line).
 The .keras files and the critic stay in the run folder: the package ships what
 the ``wgimask`` command and evaluate.py load, a few MB per run.
 """
@@ -56,6 +57,12 @@ def ship(run: pathlib.Path, target: pathlib.Path) -> dict:
     for leaf in leaves:
         if not (export / leaf / "saved_model.pb").is_file():
             raise FileNotFoundError(f"{export / leaf} holds no SavedModel")
+    if not (export / "lite" / "manifest.json").is_file():
+        raise FileNotFoundError(
+            f"{export / 'lite'} is missing; write it with "
+            f"`python -m wgimask.lite {run}`"
+        )
+    leaves.append("lite")
     if target.exists():
         shutil.rmtree(target)
     (target / "export").mkdir(parents=True)
