@@ -41,14 +41,21 @@ def test_stateless_normal_is_tensorflows_draw(shape, seed, stddev):
 def test_litert_and_keras_runtimes_agree(runtimes, shape):
     litert, keras_model = runtimes["litert"], runtimes["keras"]
     assert (litert.runtime, keras_model.runtime) == ("litert", "keras")
-    image = synthetic_image(*shape[:2], seed=4)[None]
-    np.testing.assert_allclose(
-        litert.confidence(image), keras_model.confidence(image), atol=1e-5
+    _assert_runtimes_agree(
+        litert, keras_model, synthetic_image(*shape[:2], seed=4), 0.2
     )
-    mask = litert.mask(image, 0.2)
-    np.testing.assert_array_equal(mask, keras_model.mask(image, 0.2))
+
+
+def _assert_runtimes_agree(litert, keras_model, image, density):
+    """The same confidence, mask and inpainting of one image on both runtimes."""
+    images = image[None]
     np.testing.assert_allclose(
-        litert.inpaint(image, mask), keras_model.inpaint(image, mask), atol=1e-5
+        litert.confidence(images), keras_model.confidence(images), atol=1e-5
+    )
+    mask = litert.mask(images, density)
+    np.testing.assert_array_equal(mask, keras_model.mask(images, density))
+    np.testing.assert_allclose(
+        litert.inpaint(images, mask), keras_model.inpaint(images, mask), atol=1e-5
     )
 
 
@@ -103,15 +110,8 @@ def test_shipped_prior_and_prefilled_parts_agree_across_runtimes():
     path = inference.choose_model(None, 0.1)
     litert, keras_model = (inference.Model.load(path, r) for r in ("litert", "keras"))
     assert litert.prior and litert.prefilled
-    image = photo_crop("chelsea", 128)[:, :100][None]  # 2 x 2 tiles of 64 px
-    np.testing.assert_allclose(
-        litert.confidence(image), keras_model.confidence(image), atol=1e-5
-    )
-    mask = litert.mask(image, 0.1)
-    np.testing.assert_array_equal(mask, keras_model.mask(image, 0.1))
-    np.testing.assert_allclose(
-        litert.inpaint(image, mask), keras_model.inpaint(image, mask), atol=1e-5
-    )
+    image = photo_crop("chelsea", 128)[:, :100]  # 2 x 2 tiles of 64 px
+    _assert_runtimes_agree(litert, keras_model, image, 0.1)
 
 
 def test_the_commands_inference_path_never_imports_tensorflow():
@@ -153,11 +153,6 @@ def test_grey_mixed_precision_export_converts_float32_parts(tmp_path):
     litert, keras_model = (
         inference.Model.load(tmp_path, r) for r in ("litert", "keras")
     )
-    image = synthetic_image(40, 36, seed=2)[..., :1][None]
-    np.testing.assert_allclose(
-        litert.confidence(image), keras_model.confidence(image), atol=1e-5
-    )
-    mask = litert.mask(image, 0.2)
-    np.testing.assert_allclose(
-        litert.inpaint(image, mask), keras_model.inpaint(image, mask), atol=1e-5
+    _assert_runtimes_agree(
+        litert, keras_model, synthetic_image(40, 36, seed=2)[..., :1], 0.2
     )

@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from wgimask.dither import binarise_confidence
 from wgimask.lite import write_lite
+from wgimask.model_files import replace_folder
 from wgimask.networks import (
     DOWNSAMPLING,
     InpaintingGenerator,
@@ -378,16 +379,7 @@ def export_models(
                 f"will use TensorFlow",
                 file=sys.stderr,
             )
-        if final.exists():
-            # Two renames: the old export stays complete until the new one is in.
-            old = pathlib.Path(
-                tempfile.mkdtemp(prefix=f"{EXPORT_TEMP_PREFIX}old-", dir=model_dir)
-            )
-            final.replace(old / "export")
-            tmp.replace(final)
-            shutil.rmtree(old)
-        else:
-            tmp.replace(final)
+        replace_folder(tmp, final, f"{EXPORT_TEMP_PREFIX}old-")
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -38,16 +38,23 @@ def reference_ops():
     Yields:
         None.
     """
-    previous = getattr(_state, "reference", False)
-    _state.reference = True
-    try:
+    with _flag_set("reference"):
         yield
-    finally:
-        _state.reference = previous
 
 
 def _use_reference_ops() -> bool:
     return getattr(_state, "reference", False)
+
+
+@contextlib.contextmanager
+def _flag_set(name: str):
+    """Sets the thread's flag `name` within the block, restoring it after."""
+    previous = getattr(_state, name, False)
+    setattr(_state, name, True)
+    try:
+        yield
+    finally:
+        setattr(_state, name, previous)
 
 
 @contextlib.contextmanager
@@ -62,12 +69,8 @@ def plain_forward_ops():
     Yields:
         None.
     """
-    previous = getattr(_state, "plain", False)
-    _state.plain = True
-    try:
+    with _flag_set("plain"):
         yield
-    finally:
-        _state.plain = previous
 
 
 def _onednn_enabled() -> bool:

@@ -300,6 +300,11 @@ class Model:
             weight[y : y + tile, x : x + tile] += window
         return (total / weight)[:height, :width]
 
+    def _mask_pass(self, name: str, images: np.ndarray) -> np.ndarray:
+        """A mask-generator part on images up to the crop size, in one pass."""
+        padded, crop = _pad(images, MULTIPLE)
+        return self._batched_arrays(name, [padded, _noise(padded.shape, "mask")])[crop]
+
     def _prior_confidences(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W) confidence of a prior model: whole-image density, blended r."""
         height, width = images.shape[1:3]
@@ -312,11 +317,7 @@ class Model:
                 ]
             )
         else:
-            padded, crop = _pad(images, MULTIPLE)
-            padded_noise = _noise(padded.shape, "mask")
-            corrections = self._batched_arrays("correction", [padded, padded_noise])[
-                crop
-            ]
+            corrections = self._mask_pass("correction", images)
         # The analytic density's reflecting filter needs sides of at least its
         # reach: smaller images are padded by their edge values, then cropped.
         sigma = self.config.get("prior_sigma")
@@ -350,9 +351,7 @@ class Model:
         if self.prior:
             return self._prior_confidences(images)
         if not self._tiled(height, width):
-            padded, crop = _pad(images, MULTIPLE)
-            noise = _noise(padded.shape, "mask")
-            return self._batched_arrays("confidence", [padded, noise])[..., 0][crop]
+            return self._mask_pass("confidence", images)[..., 0]
         tile = self.tile
         padded, crop = _pad(images, tile)
         rows, cols = padded.shape[1] // tile, padded.shape[2] // tile
@@ -412,23 +411,10 @@ class Model:
         """
         images = self._check(images)
         masks = np.asarray(masks, np.float32).reshape(*images.shape[:3], 1)
-        height, width = images.shape[1:3]
         if self.prefilled:
             out = self._prefilled_inpaint(images, masks, diffused)
-        elif not self._tiled(height, width):
-            # Padded pixels are unknown-or-mirrored alike: the mask reflects
-            # too, so border points are mirrored as in a larger image.
-            padded, crop = _pad(images, MULTIPLE)
-            padded_masks, _ = _pad(masks, MULTIPLE)
-            # As export.inpaint: noise in the unknown pixels only.
-            noise = _noise(padded.shape, "generator") * (1.0 - padded_masks)
-            out = self._batched_arrays(
-                "generator", [padded * padded_masks, padded_masks, noise]
-            )[crop]
         else:
-            out = np.stack(
-                [self._inpaint_tiled(i, m) for i, m in zip(images, masks, strict=True)]
-            )
+            out = self._generator_pass("generator", images, masks)
         known = masks > 0.5
         return np.clip(np.where(known, images, out), 0.0, 1.0)
 
@@ -446,30 +432,42 @@ class Model:
                 ]
             )
         diffused = np.asarray(diffused, np.float32).reshape(images.shape)
+        residual = self._generator_pass("residual", images, masks, diffused)
+        return np.clip(diffused + residual, 0.0, 1.0)
+
+    def _generator_pass(
+        self,
+        name: str,
+        images: np.ndarray,
+        masks: np.ndarray,
+        diffused: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """A generator part (``generator`` or ``residual``) on a batch.
+
+        Its inputs are the known pixels, the mask and the noise in the unknown
+        pixels only (as export.inpaint), plus the diffusion inpaintings for
+        ``residual``: in one pass up to the crop size, else per image in
+        blended tiles.
+        """
+        extra = [] if diffused is None else [diffused]
         height, width = images.shape[1:3]
         if self._tiled(height, width):
             noise = _noise((1, *images.shape[1:]), "generator")[0]
-            residual = np.stack(
+            return np.stack(
                 [
                     self._blended(
-                        "residual", [i * m, m, noise * (1.0 - m), d], self.channels
+                        name, [i * m, m, noise * (1.0 - m), *e], self.channels
                     )
-                    for i, m, d in zip(images, masks, diffused, strict=True)
+                    for i, m, *e in zip(images, masks, *extra, strict=True)
                 ]
             )
-        else:
-            padded = [_pad(a, MULTIPLE)[0] for a in (images * masks, masks, diffused)]
-            crop = _pad(images, MULTIPLE)[1]
-            noise = _noise(padded[0].shape, "generator") * (1.0 - padded[1])
-            residual = self._batched_arrays(
-                "residual", [padded[0], padded[1], noise, padded[2]]
-            )[crop]
-        return np.clip(diffused + residual, 0.0, 1.0)
-
-    def _inpaint_tiled(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        # As export.inpaint: noise in the unknown pixels only.
-        noise = _noise((1, *image.shape), "generator")[0] * (1.0 - mask)
-        return self._blended("generator", [image * mask, mask, noise], self.channels)
+        # Padded pixels are unknown-or-mirrored alike: the mask reflects too,
+        # so border points are mirrored as in a larger image.
+        padded, crop = _pad(images, MULTIPLE)
+        padded_masks, *padded_extra = (_pad(a, MULTIPLE)[0] for a in (masks, *extra))
+        noise = _noise(padded.shape, "generator") * (1.0 - padded_masks)
+        inputs = [padded * padded_masks, padded_masks, noise, *padded_extra]
+        return self._batched_arrays(name, inputs)[crop]
 
     def optimise_mask(
         self, image: np.ndarray, density: float

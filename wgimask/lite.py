@@ -36,7 +36,7 @@ import tempfile
 import numpy as np
 
 from wgimask import _entry
-from wgimask.model_files import ModelError, export_dir, read_config
+from wgimask.model_files import ModelError, export_dir, read_config, replace_folder
 from wgimask.network_parts import PART_INPUTS, input_channels, part_names
 
 #: Folder of the LiteRT parts inside an export folder.
@@ -194,13 +194,7 @@ def write_lite(exported: pathlib.Path, generator, mask_generator=None) -> None:
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         staging.chmod(0o755)
-        if folder.exists():
-            old = pathlib.Path(tempfile.mkdtemp(prefix=".lite-old-", dir=exported))
-            folder.replace(old / LITE_DIR)
-            staging.replace(folder)
-            shutil.rmtree(old)
-        else:
-            staging.replace(folder)
+        replace_folder(staging, folder, ".lite-old-")
     finally:
         if staging.exists():
             shutil.rmtree(staging)

@@ -3,12 +3,15 @@
 Used by `wgimask.inference`. A run folder (``train.py --model_dir``) holds
 ``config.json`` and ``export/``; the weights are read from the exported
 SavedModels' variable files without deserialising their graphs.
+`replace_folder` puts a newly written export (or its ``lite/``) in place.
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
+import shutil
+import tempfile
 
 import numpy as np
 
@@ -18,6 +21,26 @@ PRETRAINED_DIR = pathlib.Path(__file__).parent / "pretrained"
 
 class ModelError(ValueError):
     """A model folder that cannot be used, described in one line."""
+
+
+# --------------------------------------------------------------------------
+# Writing folders
+
+
+def replace_folder(new: pathlib.Path, final: pathlib.Path, prefix: str) -> None:
+    """Moves the folder `new` to `final`, replacing a folder there.
+
+    Two renames: an existing `final` goes into a temporary folder (named with
+    `prefix`, beside it) and stays complete until the new one is in, so a
+    reader never sees a half-written folder.
+    """
+    if final.exists():
+        old = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
+        final.replace(old / final.name)
+        new.replace(final)
+        shutil.rmtree(old)
+    else:
+        new.replace(final)
 
 
 # --------------------------------------------------------------------------
