@@ -97,6 +97,13 @@ def test_auto_runtime_is_litert_and_a_stale_folder_falls_back(
     )
 
 
+def test_rebuild_command_without_folders_is_a_usage_error(capsys):
+    assert lite.main(["wgimask.lite"]) == 2
+    assert "give one or more run folders" in capsys.readouterr().err
+    assert lite.main(["wgimask.lite", "/nonexistent/run"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
 def test_every_shipped_model_has_current_lite_parts():
     models = inference.shipped_models()
     assert models
