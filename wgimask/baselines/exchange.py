@@ -22,7 +22,10 @@ M at a base mask c0 and express the current mask as c0 plus k changed rows
 Sherman-Morrison-Woodbury formula, which needs one triangular solve with the
 kept factors for each of the (at most two) newly changed pixels instead of a
 new factorisation. Once the accepted swaps have changed ``max_rank`` rows the
-system is factorised anew at the current mask.
+system is factorised anew at the current mask. The triangular solves for a
+unit vector, the Woodbury update and the trial's error are compiled with
+numba (`_exchange_kernels`); only the error is computed per trial, the
+inpainting itself only for the (about one in seven) swaps that are kept.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from wgimask.baselines._checks import as_image, as_mask
+from wgimask.baselines._exchange_kernels import (
+    factor_arrays,
+    trial_inpainting,
+    unit_columns,
+    woodbury_trial,
+)
 from wgimask.baselines.diffusion import Grid, grid
 
 __all__ = [
@@ -78,10 +87,20 @@ class IncrementalInpainter:
             least one True.
         max_rank: number of changed pixels after which an accepted mask
             becomes the new base (refactorisation).
+        compiled_columns: solve for the columns M0^{-1} e_p with the compiled
+            sparse-right-hand-side kernel (`_exchange_kernels.unit_columns`);
+            False uses SuperLU's own solve (kept for comparison,
+            `benchmarks/nlpe_speed.py`).
     """
 
     def __init__(
-        self, g: Grid, values: np.ndarray, known: np.ndarray, *, max_rank: int = 32
+        self,
+        g: Grid,
+        values: np.ndarray,
+        known: np.ndarray,
+        *,
+        max_rank: int = 32,
+        compiled_columns: bool = True,
     ) -> None:
         if max_rank < 2:
             raise ValueError(f"max_rank must be at least 2, got {max_rank}")
@@ -90,8 +109,9 @@ class IncrementalInpainter:
         iperm = np.empty_like(perm)
         iperm[perm] = np.arange(n)
         self._n = n
-        self._f = values
+        self._f = np.ascontiguousarray(values, dtype=np.float64)
         self._max_rank = max_rank
+        self._compiled_columns = compiled_columns
         self._lap = g.laplacian[perm][:, perm].tocsr()
         self._degree = g.degree[perm]
         # Neighbour table (N, 4), padded with the pixel itself at weight 0.
@@ -111,6 +131,7 @@ class IncrementalInpainter:
         # At most about 64 MB of cached columns.
         self._cache_size = max(8, int(64e6 // (8 * n)))
         self._ft = np.ascontiguousarray(values.T)  # (C, N)
+        self._work = np.empty(n)
         self.known = known.copy()
         self._rebase()
 
@@ -124,6 +145,16 @@ class IncrementalInpainter:
         # Laplacian rows elsewhere), so elimination needs no pivoting and keeps
         # the nested-dissection order.
         self._lu = spla.splu(m, permc_spec="NATURAL", diag_pivot_thresh=0.0)
+        identity = np.arange(self._n)
+        # The compiled unit-vector solve needs the factors of M itself; should
+        # SuperLU ever permute, SuperLU's own (slower) solve is used.
+        self._factors = (
+            factor_arrays(self._lu)
+            if self._compiled_columns
+            and np.array_equal(self._lu.perm_r, identity)
+            and np.array_equal(self._lu.perm_c, identity)
+            else None
+        )
         self._base = self.known.copy()
         u0 = self._lu.solve(c[:, None] * self._f)
         self._r0 = u0 - self._lap @ u0  # R^T u0 needs u0 - Lp u0 per pixel
@@ -134,18 +165,24 @@ class IncrementalInpainter:
         # candidates recur, so some trials need no solve at all.
         self._cache: dict[int, np.ndarray] = {}
         self.u = np.ascontiguousarray(u0.T)
-        self.error = float(np.mean(np.abs(self._e0)))
+        self._base_error = float(np.mean(np.abs(self._e0)))
+        self.error = self._base_error
+        self._pending = None
 
     def _columns(self, pixels: list[int]) -> None:
         """Stores M0^{-1} e_p for the given pixels in free buffer slots."""
         cols = {p: self._cache[p] for p in pixels if p in self._cache}
         missing = [p for p in pixels if p not in cols]
         if missing:
-            rhs = np.zeros((self._n, len(missing)), order="F")
-            rhs[missing, np.arange(len(missing))] = 1.0
-            sol = self._lu.solve(rhs)
+            if self._factors is not None:
+                sol = np.empty((len(missing), self._n))
+                unit_columns(*self._factors, np.array(missing, dtype=np.int64), sol)
+            else:
+                rhs = np.zeros((self._n, len(missing)), order="F")
+                rhs[missing, np.arange(len(missing))] = 1.0
+                sol = self._lu.solve(rhs).T
             for j, p in enumerate(missing):
-                cols[p] = sol[:, j]
+                cols[p] = sol[j]
                 if len(self._cache) < self._cache_size:
                     self._cache[p] = cols[p]
         for p in pixels:
@@ -155,16 +192,20 @@ class IncrementalInpainter:
 
     # -- trial swaps ----------------------------------------------------------
 
-    def trial(self, add: int, remove: int) -> tuple[np.ndarray, float, list[int]]:
-        """Inpaints the current mask with ``add`` set and ``remove`` cleared.
+    def trial(self, add: int, remove: int) -> tuple[float, list[int]]:
+        """Evaluates the current mask with ``add`` set and ``remove`` cleared.
+
+        Only the error is computed; `trial_inpainting` gives the inpainting
+        and `accept` or `reject` ends the trial. Most trials are rejected, so
+        the inpainting is made only when asked for.
 
         Args:
             add: index of a non-mask pixel that joins the mask.
             remove: index of a mask pixel that leaves it.
 
         Returns:
-            (u, mae, new): the inpainting (C, N), its MAE, and the pixels
-            whose buffer columns were created for this trial (pass them to
+            (mae, new): the trial inpainting's MAE, and the pixels whose
+            buffer columns were created for this trial (pass them to
             :meth:`reject` if the trial is not kept).
         """
         if len(self._slot) + 2 > self._max_rank:
@@ -181,43 +222,40 @@ class IncrementalInpainter:
         if new:
             self._columns(new)
         pix = np.array(changed + new, dtype=np.int64)
-        if pix.size == 0:  # back at the base mask
-            return self._e0 + self._ft, float(np.mean(np.abs(self._e0))), new
         slots = np.array([self._slot[p] for p in pix], dtype=np.int64)
-        sign = trial_mask[pix].astype(np.float64) - self._base[pix].astype(np.float64)
-        z = self._zbuf
-        zrows = z[:, pix].T  # (k, max_rank): Z at the changed pixels
-        lap_z = self._degree[pix, None] * zrows - np.einsum(
-            "ij,kij->ik", self._wt[pix], z[:, self._nb[pix]]
-        )
-        # Woodbury: the trial matrix is M0 + E R^T, with E the unit vectors of
-        # the changed pixels and R_i = s_i (e_i - Lp_i) the change of row i.
-        t = (sign[:, None] * (zrows - lap_z))[:, slots]  # R^T Z
-        f_sig = sign[:, None] * self._f[pix]  # change of the right-hand side
-        y = np.linalg.solve(
-            np.eye(pix.size) + t, sign[:, None] * self._r0[pix] + t @ f_sig
-        )
-        # Slots are reused lowest first, so the used rows form a short prefix
-        # of the buffer; unused rows in it get zero weight. This is cheaper
-        # than gathering the used rows.
-        top = int(slots.max()) + 1
-        coef = np.zeros((self._f.shape[1], top))
-        coef[:, slots] = (f_sig - y).T
-        d = coef @ z[:top]  # (C, N) change of the inpainting
-        d += self._e0  # error of the trial inpainting
-        err = float(np.abs(d).mean())
-        d += self._ft
-        return d, err, new
+        coef = np.zeros((self._f.shape[1], pix.size))
+        if pix.size == 0:  # back at the base mask
+            err = self._base_error
+        else:
+            sign = trial_mask[pix].astype(np.float64) - self._base[pix].astype(
+                np.float64
+            )
+            err = woodbury_trial(
+                self._zbuf, pix, slots, sign, self._degree, self._nb, self._wt,
+                self._f, self._r0, self._e0, coef, self._work,
+            )  # fmt: skip
+        self._pending = (add, remove, slots, coef)
+        return err, new
 
-    def accept(self, add: int, remove: int, u: np.ndarray, error: float) -> None:
-        """Makes a trial swap the current mask."""
+    def trial_inpainting(self) -> np.ndarray:
+        """The inpainting (C, N) of the last trial."""
+        _, _, slots, coef = self._pending
+        u = np.empty_like(self._ft)
+        trial_inpainting(self._zbuf, slots, coef, self._e0, self._ft, u)
+        return u
+
+    def accept(self, add: int, remove: int, error: float) -> None:
+        """Makes the last trial (swapping ``add`` and ``remove``) the current mask."""
+        if self._pending is None or self._pending[:2] != (add, remove):
+            raise ValueError(f"({add}, {remove}) is not the last trial")
+        self.u = self.trial_inpainting()
         self.known[add] = True
         self.known[remove] = False
         for p in (add, remove):
             if p in self._slot and self.known[p] == self._base[p]:
                 self._release(p)
-        self.u = u
         self.error = error
+        self._pending = None
 
     def laplacian_residual(self, pixels: np.ndarray) -> np.ndarray:
         """|Laplacian of the current inpainting| at mask pixels, summed over channels.
@@ -243,6 +281,7 @@ class IncrementalInpainter:
 
     def reject(self, new: list[int]) -> None:
         """Frees the buffer columns created for a rejected trial."""
+        self._pending = None
         for p in new:
             self._release(p)
 
@@ -356,9 +395,9 @@ def nonlocal_pixel_exchange(
         else:
             drawn = inside[rng.integers(inside.size, size=n_remove)]
             remove = int(drawn[np.argmin(state.laplacian_residual(drawn))])
-        u, err, new = state.trial(add, remove)
+        err, new = state.trial(add, remove)
         if err < state.error:
-            state.accept(add, remove, u, err)
+            state.accept(add, remove, err)
             ia, ir = where[add], where[remove]
             outside[ia], inside[ir] = remove, add
             where[remove], where[add] = ia, ir
