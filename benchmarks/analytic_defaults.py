@@ -63,7 +63,13 @@ def main() -> None:
     head = " | ".join(f"{d:.0%}" for d in densities)
     for channels in (3, 1):
         loaded = load_evaluation_images(args.data_dir, args.image_size, channels, None)
-        images = [im.astype(np.float64)[:, :, :channels] for _, _, im in loaded]
+        # Images smaller than the crop (upscaled) are left out, as in
+        # evaluate.py's main averages.
+        images = [
+            im.astype(np.float64)[:, :, :channels]
+            for _, _, im, upscaled in loaded
+            if not upscaled
+        ]
         if channels == 1:
             images = [im[:, :, 0] for im in images]
         print(
