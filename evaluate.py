@@ -38,7 +38,8 @@ flags.DEFINE_list(
     "methods",
     ["random+hd", "ps+hd", "ps+nlpe+hd"],
     "Methods <mask>+<operator>; masks: random, ps, ps+nlpe, mg, analytic, "
-    "electrostatic, analytic+nlpe, electrostatic+nlpe, random+nlpe, mg+nlpe "
+    "electrostatic, densify, analytic+nlpe, electrostatic+nlpe, densify+nlpe, "
+    "random+nlpe, mg+nlpe "
     "(+nlpe12: 12 NLPE cycles for that method, whatever --nlpe_cycles says); "
     "operators: hd (homogeneous diffusion), wgain (inpainting-only WGAN), mg "
     "(the joint generator); 'mg' alone = mask GAN with its own generator. E.g. "

@@ -86,7 +86,7 @@ def test_rerun_refuses_to_overwrite_without_the_flag(model_dir, tmp_path, capsys
     assert _run(capsys, *args, "--overwrite")[0] == 0
 
 
-@pytest.mark.parametrize("method", ["random", "analytic", "electrostatic"])
+@pytest.mark.parametrize("method", ["random", "analytic", "electrostatic", "densify"])
 def test_model_free_masks_need_no_model(tmp_path, capsys, monkeypatch, method):
     from wgimask import model_files
 

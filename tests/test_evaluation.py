@@ -420,11 +420,12 @@ def test_run_repeats_for_a_seed_and_subsets_agree(image_dir, tmp_path):
     assert other != subset
 
 
-def test_electrostatic_methods_run_and_nlpe_refines_them(image_dir, tmp_path):
+@pytest.mark.parametrize("start", ["electrostatic", "densify"])
+def test_model_free_starts_run_and_nlpe_refines_them(image_dir, tmp_path, start):
     config = _config(
         image_dir,
         tmp_path,
-        methods=("electrostatic+hd", "electrostatic+nlpe0.5+hd"),
+        methods=(f"{start}+hd", f"{start}+nlpe0.5+hd"),
         densities=(0.1,),
         figures=False,
         max_images=2,
@@ -434,10 +435,8 @@ def test_electrostatic_methods_run_and_nlpe_refines_them(image_dir, tmp_path):
     assert len(by) == 4
     for image in {r["image"] for r in rows}:
         # NLPE only accepts exchanges that lower the diffusion error.
-        assert (
-            by[(image, "electrostatic+nlpe0.5+hd")]["mae"]
-            <= by[(image, "electrostatic+hd")]["mae"]
-        )
+        refined = by[(image, f"{start}+nlpe0.5+hd")]["mae"]
+        assert refined <= by[(image, f"{start}+hd")]["mae"]
 
 
 @pytest.mark.slow

@@ -7,9 +7,10 @@ A *method* is a mask method combined with an inpainting operator, written
   points), ``ps`` (probabilistic sparsification), ``ps+nlpe`` (PS followed by
   non-local pixel exchange), ``mg`` (the learned mask GAN of density D),
   ``analytic`` (Belhachmi et al.'s Laplacian-magnitude density, halftoned),
-  ``electrostatic`` (that density halftoned electrostatically), and
-  ``analytic+nlpe``, ``electrostatic+nlpe``, ``random+nlpe``, ``mg+nlpe``
-  (NLPE from that mask;
+  ``electrostatic`` (that density halftoned electrostatically), ``densify``
+  (grown from a sparse analytic mask where diffusion fails most), and
+  ``analytic+nlpe``, ``electrostatic+nlpe``, ``densify+nlpe``,
+  ``random+nlpe``, ``mg+nlpe`` (NLPE from that mask;
   ``analytic+nlpe12`` runs 12 cycles, whatever ``nlpe_cycles`` says);
 - inpainting operators: ``hd`` (homogeneous diffusion), ``wgain`` (the
   inpainting-only WGAN trained on random masks), ``mg`` (the generator trained
@@ -199,12 +200,12 @@ class _Pipeline:
                     for image, s in zip(images, seeds, strict=True)
                 ]
             )
-        elif mask in ("analytic", "electrostatic"):
-            make = (
-                baselines.analytic_mask
-                if mask == "analytic"
-                else baselines.electrostatic_mask
-            )
+        elif mask in ("analytic", "electrostatic", "densify"):
+            make = {
+                "analytic": baselines.analytic_mask,
+                "electrostatic": baselines.electrostatic_mask,
+                "densify": baselines.densification_mask,
+            }[mask]
             masks = np.stack(
                 [
                     make(image, density, seed=s)

@@ -30,6 +30,8 @@ MASK_METHODS = (
     "mg+nlpe",
     "electrostatic",
     "electrostatic+nlpe",
+    "densify",
+    "densify+nlpe",
 )
 OPERATORS = ("hd", "wgain", "mg")
 #: An NLPE mask method with its own cycle count: ``analytic+nlpe12`` runs 12

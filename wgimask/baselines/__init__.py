@@ -19,6 +19,7 @@ Example:
 """
 
 from wgimask.baselines.analytic import analytic_mask, electrostatic_mask
+from wgimask.baselines.densification import densification_mask
 from wgimask.baselines.diffusion import CG_RTOL, inpaint
 from wgimask.baselines.exchange import (
     DEFAULT_CANDIDATES,
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_CYCLES",
     "DEFAULT_REMOVAL_FRACTION",
     "analytic_mask",
+    "densification_mask",
     "electrostatic_mask",
     "inpaint",
     "nonlocal_pixel_exchange",

@@ -1,0 +1,137 @@
+"""Chooses the densification mask's defaults: PSNR of homogeneous diffusion per setting.
+
+Varies one setting of `wgimask.baselines.densification_mask` at a time
+around the defaults (start fraction, growth per step, suppression radius in
+mean point spacings) and prints the mean PSNR of the homogeneous diffusion
+inpainting and the mean seconds per mask, next to the analytic mask and PS
+(the paper's p = q = 0.2 defaults of this project). The images are centre
+crops of a folder (the training photos of recipes/prepare_pretraining_data.py
+by default, so that the validation photos stay for reporting), loaded as
+evaluate.py does; colour only.
+
+Usage:
+    python benchmarks/densification_defaults.py [--data_dir data/pretraining/train]
+        [--image_size 64] [--densities 0.05,0.1,0.2] [--max_images 76]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import time
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from wgimask.baselines import (  # noqa: E402
+    analytic_mask,
+    densification_mask,
+    inpaint,
+    probabilistic_sparsification,
+)
+from wgimask.baselines import densification as dens  # noqa: E402
+from wgimask.evaluation import load_evaluation_images  # noqa: E402
+
+
+def psnr(u: np.ndarray, f: np.ndarray) -> float:
+    """PSNR in dB for values in [0, 1] (the inpainting clipped to it)."""
+    return float(10 * np.log10(1.0 / np.mean((np.clip(u, 0, 1) - f) ** 2)))
+
+
+def row(images, densities, label, make) -> None:
+    """Prints one table row: mean PSNR and seconds per mask for each density."""
+    cells = []
+    for d in densities:
+        scores, seconds = [], 0.0
+        for i, f in enumerate(images):
+            start = time.process_time()
+            mask = make(f, d, i)
+            seconds += time.process_time() - start
+            scores.append(psnr(inpaint(f, mask), f))
+        cells.append(f"{np.mean(scores):.2f} ({seconds / len(images):.3f} s)")
+    print(f"| {label} | {' | '.join(cells)} |", flush=True)
+
+
+def _radius(spacings: float, density: float) -> int:
+    if spacings == 0:
+        return 0
+    return max(1, int(round(spacings / math.sqrt(density))))
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data_dir", default="data/pretraining/train")
+    parser.add_argument("--image_size", type=int, default=64)
+    parser.add_argument("--densities", default="0.05,0.1,0.2")
+    parser.add_argument("--max_images", type=int, default=None)
+    args = parser.parse_args()
+    densities = [float(v) for v in args.densities.split(",")]
+    loaded = load_evaluation_images(args.data_dir, args.image_size, 3, args.max_images)
+    images = [im.astype(np.float64) for _, _, im, upscaled in loaded if not upscaled]
+    print(
+        f"{len(images)} colour images, {args.image_size}px, mean PSNR (dB) of "
+        f"homogeneous diffusion and CPU seconds per mask; CPU: {_cpu_name()}\n"
+    )
+    head = " | ".join(f"{d:.0%}" for d in densities)
+    print(f"| mask | {head} |")
+    print("|---" * (len(densities) + 1) + "|")
+    row(images, densities, "analytic", lambda f, d, i: analytic_mask(f, d, seed=i))
+    row(
+        images,
+        densities,
+        "PS",
+        lambda f, d, i: probabilistic_sparsification(f, d, seed=i),
+    )
+    defaults = {
+        "start": dens.DEFAULT_START,
+        "growth": dens.DEFAULT_GROWTH,
+        "spacings": dens.RADIUS_SPACINGS,
+    }
+    settings = [dict(defaults)]
+    for key, values in (
+        ("start", (0.03, 0.25, 0.5)),
+        ("growth", (0.1, 0.25)),
+        ("spacings", (0.0, 0.4, 0.8)),
+    ):
+        settings += [{**defaults, key: value} for value in values]
+    for setting in settings:
+        label = (
+            f"densify start={setting['start']:g}, growth={setting['growth']:g}, "
+            f"radius={setting['spacings']:g} spacings"
+            + (" (defaults)" if setting == defaults else "")
+        )
+        row(
+            images,
+            densities,
+            label,
+            lambda f, d, i, s=setting: densification_mask(
+                f,
+                d,
+                seed=i,
+                start=s["start"],
+                growth=s["growth"],
+                radius=_radius(s["spacings"], d),
+            ),
+        )
+
+
+if __name__ == "__main__":
+    main()
