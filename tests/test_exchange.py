@@ -139,3 +139,40 @@ def test_removal_ranking_and_error_sampling_keep_the_guarantees(sampling):
         f, start, cycles=1, seed=0, removal_candidates=4, candidate_sampling=sampling
     )
     assert np.array_equal(mask, again)
+
+
+def test_compiled_column_solve_equals_superlu():
+    f = photo_crop("astronaut", 24)
+    g = grid(24, 24)
+    values = f.reshape(-1, 3)[g.order]
+    known = random_mask((24, 24), 0.1, seed=5).ravel()[g.order]
+    fast = IncrementalInpainter(g, values, known, max_rank=8)
+    slow = IncrementalInpainter(g, values, known, max_rank=8, compiled_columns=False)
+    assert fast._factors is not None and slow._factors is None
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        add = int(rng.choice(np.flatnonzero(~fast.known)))
+        remove = int(rng.choice(np.flatnonzero(fast.known)))
+        (err_fast, new_fast), (err_slow, new_slow) = (
+            state.trial(add, remove) for state in (fast, slow)
+        )
+        assert abs(err_fast - err_slow) < 1e-13
+        assert np.abs(fast.trial_inpainting() - slow.trial_inpainting()).max() < 1e-12
+        if err_fast < fast.error:
+            fast.accept(add, remove, err_fast)
+            slow.accept(add, remove, err_slow)
+        else:
+            fast.reject(new_fast)
+            slow.reject(new_slow)
+    assert np.array_equal(fast.known, slow.known)
+
+
+def test_accept_needs_the_last_trial():
+    f = photo_crop("coffee", 16)
+    g = grid(16, 16)
+    known = random_mask((16, 16), 0.2, seed=0).ravel()[g.order]
+    state = IncrementalInpainter(g, f.reshape(-1, 3)[g.order], known)
+    add = int(np.flatnonzero(~state.known)[0])
+    remove = int(np.flatnonzero(state.known)[0])
+    with pytest.raises(ValueError, match="not the last trial"):
+        state.accept(add, remove, 0.0)
