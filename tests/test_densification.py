@@ -105,3 +105,11 @@ def test_bad_images_are_value_errors():
         densification_mask(np.zeros((0, 8)), 0.1)
     with pytest.raises(ValueError):
         densification_mask(np.zeros((8, 8)), 1.5)
+
+
+def test_large_images_take_the_multigrid_path():
+    # Above 256x256 pixels `inpaint` solves iteratively (to RANKING_RTOL).
+    f = photo_crop("astronaut", 288)
+    mask = densification_mask(f, 0.05)
+    assert mask.sum() == round(0.05 * 288 * 288)
+    assert _mse(f, mask) < _mse(f, analytic_mask(f, 0.05))

@@ -8,14 +8,15 @@ images", arXiv:2401.06747) build their fast mask optimisation on it. Ours:
 
 1. The start is the analytic mask (`analytic_mask`) with ``start`` times
    the requested points (at least one).
-2. Each step inpaints the current mask (`inpaint`, the direct solver on
-   small images, compiled multigrid on large ones), takes the error of each
-   pixel (absolute error summed over the channels), and adds
-   ``growth`` times the current count of non-mask pixels with the largest
-   error among those that are the largest error within a
-   (2 r + 1) x (2 r + 1) window (non-maximum suppression). Without the
-   suppression the new points crowd into the worst region, side by side,
-   where one point would have done (about 1 dB worse at 10 %).
+2. Each step inpaints the current mask (`inpaint`: the direct solver on
+   small images, compiled multigrid to `RANKING_RTOL` on large ones),
+   takes the error of each pixel (absolute error summed over the
+   channels), and adds ``growth`` times the current count of non-mask
+   pixels with the largest error among those that are the largest error
+   within a (2 r + 1) x (2 r + 1) window (non-maximum suppression).
+   Without the suppression the new points crowd into the worst region,
+   side by side, where one point would have done (about 1 dB worse at
+   10 %).
 3. It stops at exactly round(D N) points: the last step adds only what is
    missing.
 
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_START",
     "DEFAULT_GROWTH",
     "RADIUS_SPACINGS",
+    "RANKING_RTOL",
 ]
 
 #: Start: the analytic mask with this fraction of the requested points.
@@ -52,6 +54,11 @@ DEFAULT_GROWTH = 0.15
 #: Suppression radius in mean point spacings 1 / sqrt(D), rounded, at least
 #: 1 px: 3 px at 5 %, 2 px at 10 %, 1 px at 20 %.
 RADIUS_SPACINGS = 0.6
+#: Relative residual of the iterative solvers (images above 256x256) for the
+#: inpaintings that only rank pixels. On a 768x512 photo at 5 %, 1e-4 took
+#: 2.2 s instead of 3.8 s (1e-6) for a mask 0.006 dB worse; 1e-3 cost 0.09
+#: dB. Smaller images use the exact direct solver.
+RANKING_RTOL = 1e-4
 
 
 def _largest(score: np.ndarray, k: int) -> np.ndarray:
@@ -125,7 +132,7 @@ def densification_mask(
     count = int(known.sum())
     while count < target:
         add = min(target - count, max(1, int(round(float(growth) * count))))
-        u = inpaint(f, known.reshape(h, w))
+        u = inpaint(f, known.reshape(h, w), rtol=RANKING_RTOL)
         error = np.abs(u - f).sum(axis=2)
         if radius > 0:
             peak = maximum_filter(error, size=2 * radius + 1, mode="nearest")
