@@ -91,6 +91,10 @@ def test_largest_breaks_ties_by_index():
         ({"growth": float("nan")}, "growth"),
         ({"radius": -1}, "radius"),
         ({"radius": 1.5}, "radius"),
+        ({"radius": float("inf")}, "radius"),
+        ({"radius": float("nan")}, "radius"),
+        ({"start": None}, "start"),
+        ({"growth": "fast"}, "growth"),
     ],
 )
 def test_bad_arguments_are_value_errors(kwargs, message):

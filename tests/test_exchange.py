@@ -35,7 +35,8 @@ def test_low_rank_updates_match_a_fresh_solve():
         assert np.abs(u.T - expected).max() < 1e-10
         assert abs(err - np.abs(expected - values).mean()) < 1e-12
         if step % 3 != 2:
-            state.accept(add, remove, err)
+            state.accept(add, remove)
+            assert state.error == err
             assert np.array_equal(state.u, u)
         else:
             state.reject(new)
@@ -159,20 +160,29 @@ def test_compiled_column_solve_equals_superlu():
         assert abs(err_fast - err_slow) < 1e-13
         assert np.abs(fast.trial_inpainting() - slow.trial_inpainting()).max() < 1e-12
         if err_fast < fast.error:
-            fast.accept(add, remove, err_fast)
-            slow.accept(add, remove, err_slow)
+            fast.accept(add, remove)
+            slow.accept(add, remove)
         else:
             fast.reject(new_fast)
             slow.reject(new_slow)
     assert np.array_equal(fast.known, slow.known)
 
 
-def test_accept_needs_the_last_trial():
+def test_accept_needs_the_pending_trial():
     f = photo_crop("coffee", 16)
     g = grid(16, 16)
     known = random_mask((16, 16), 0.2, seed=0).ravel()[g.order]
     state = IncrementalInpainter(g, f.reshape(-1, 3)[g.order], known)
-    add = int(np.flatnonzero(~state.known)[0])
-    remove = int(np.flatnonzero(state.known)[0])
-    with pytest.raises(ValueError, match="not the last trial"):
-        state.accept(add, remove, 0.0)
+    outside = np.flatnonzero(~state.known)
+    inside = np.flatnonzero(state.known)
+    a, b = int(outside[0]), int(inside[0])
+    with pytest.raises(ValueError, match="not the pending trial"):
+        state.accept(a, b)  # no trial yet
+    with pytest.raises(ValueError, match="no trial is pending"):
+        state.trial_inpainting()
+    _, new = state.trial(a, b)
+    with pytest.raises(ValueError, match="not the pending trial"):
+        state.accept(int(outside[1]), b)  # another swap
+    state.reject(new)
+    with pytest.raises(ValueError, match="not the pending trial"):
+        state.accept(a, b)  # rejected

@@ -306,7 +306,7 @@ def _define_flags() -> None:
         "learned masks must clear); electrostatic: that density halftoned "
         "electrostatically (better below 15 %, slower); densify: grown from a "
         "sparse analytic mask where diffusion inpainting fails most (the best "
-        "model-free mask from 5 %, about 18 inpaintings); the model-free masks "
+        "model-free mask from 5 %, about 17 inpaintings); the model-free masks "
         "need no model with --inpainting=diffusion.",
         flag_values=FLAGS,
     )

@@ -10,6 +10,10 @@ of the elimination tree, a few hundred of the 4096 columns. The backward
 solve U x = y is dense (the Green's function of the mask reaches the whole
 grid) and costs one pass over U.
 
+`woodbury_trial` then gives a trial swap's MAE from those columns (the
+Sherman-Morrison-Woodbury update), and `trial_inpainting` the inpainting
+itself, made only for the swaps that are kept.
+
 Compiled with numba, like the multigrid solver and electrostatic halftoning.
 """
 
@@ -99,7 +103,8 @@ def factor_arrays(lu) -> tuple[np.ndarray, ...]:
         about twice as fast here), and U's diagonal.
     """
     low = lu.L.tocsc()
-    up = sp.triu(lu.U, k=1, format="csr")
+    upper = lu.U  # SuperLU builds a new matrix on every access
+    up = sp.triu(upper, k=1, format="csr")
     return (
         low.indptr.astype(np.int64),
         low.indices.astype(np.int64),
@@ -107,7 +112,7 @@ def factor_arrays(lu) -> tuple[np.ndarray, ...]:
         up.indptr.astype(np.int64),
         up.indices.astype(np.int64),
         up.data,
-        lu.U.diagonal(),
+        upper.diagonal(),
     )
 
 
@@ -176,9 +181,15 @@ def woodbury_trial(z, pix, slots, sign, degree, nb, wt, f, r0, e0, coef, work):
 
 @numba.njit(cache=True, boundscheck=False, fastmath=True)
 def trial_inpainting(z, slots, coef, e0, ft, out):
-    """Writes the trial inpainting to ``out`` (C, N).
+    """Writes the trial inpainting f + e0 + sum_a coef[:, a] z[slots[a]].
 
-    That is f + e0 + sum_a coef[:, a] z[slots[a]], with ``ft`` = f (C, N).
+    Args:
+        z: (R, N) column buffer, as in `woodbury_trial`.
+        slots: (k,) buffer rows of the changed pixels.
+        coef: (C, k) coefficients from `woodbury_trial`.
+        e0: (C, N) error of the base inpainting.
+        ft: (C, N) image f.
+        out: (C, N) output, overwritten.
     """
     channels, n = out.shape
     for c in range(channels):

@@ -35,12 +35,6 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from wgimask.baselines._checks import as_image, as_mask
-from wgimask.baselines._exchange_kernels import (
-    factor_arrays,
-    trial_inpainting,
-    unit_columns,
-    woodbury_trial,
-)
 from wgimask.baselines.diffusion import Grid, grid
 
 __all__ = [
@@ -104,6 +98,11 @@ class IncrementalInpainter:
     ) -> None:
         if max_rank < 2:
             raise ValueError(f"max_rank must be at least 2, got {max_rank}")
+        # Imported here: numba takes a while to load, and importing
+        # wgimask.baselines (the command does) should not pay for it.
+        from wgimask.baselines import _exchange_kernels
+
+        self._kernels = _exchange_kernels
         n = g.size
         perm = g.order
         iperm = np.empty_like(perm)
@@ -130,7 +129,7 @@ class IncrementalInpainter:
         self._zbuf = np.zeros((max_rank, n))
         # At most about 64 MB of cached columns.
         self._cache_size = max(8, int(64e6 // (8 * n)))
-        self._ft = np.ascontiguousarray(values.T)  # (C, N)
+        self._ft = np.ascontiguousarray(self._f.T)  # (C, N)
         self._work = np.empty(n)
         self.known = known.copy()
         self._rebase()
@@ -149,7 +148,7 @@ class IncrementalInpainter:
         # The compiled unit-vector solve needs the factors of M itself; should
         # SuperLU ever permute, SuperLU's own (slower) solve is used.
         self._factors = (
-            factor_arrays(self._lu)
+            self._kernels.factor_arrays(self._lu)
             if self._compiled_columns
             and np.array_equal(self._lu.perm_r, identity)
             and np.array_equal(self._lu.perm_c, identity)
@@ -176,7 +175,9 @@ class IncrementalInpainter:
         if missing:
             if self._factors is not None:
                 sol = np.empty((len(missing), self._n))
-                unit_columns(*self._factors, np.array(missing, dtype=np.int64), sol)
+                self._kernels.unit_columns(
+                    *self._factors, np.array(missing, dtype=np.int64), sol
+                )
             else:
                 rhs = np.zeros((self._n, len(missing)), order="F")
                 rhs[missing, np.arange(len(missing))] = 1.0
@@ -230,31 +231,49 @@ class IncrementalInpainter:
             sign = trial_mask[pix].astype(np.float64) - self._base[pix].astype(
                 np.float64
             )
-            err = woodbury_trial(
+            err = self._kernels.woodbury_trial(
                 self._zbuf, pix, slots, sign, self._degree, self._nb, self._wt,
                 self._f, self._r0, self._e0, coef, self._work,
             )  # fmt: skip
-        self._pending = (add, remove, slots, coef)
+        self._pending = (add, remove, slots, coef, err)
         return err, new
 
     def trial_inpainting(self) -> np.ndarray:
-        """The inpainting (C, N) of the last trial."""
-        _, _, slots, coef = self._pending
+        """The inpainting of the last trial.
+
+        Returns:
+            (C, N) float64 inpainting, in nested-dissection order.
+
+        Raises:
+            ValueError: if no trial is pending (none yet, or it was accepted
+                or rejected).
+        """
+        if self._pending is None:
+            raise ValueError("no trial is pending: call trial(add, remove) first")
+        _, _, slots, coef, _ = self._pending
         u = np.empty_like(self._ft)
-        trial_inpainting(self._zbuf, slots, coef, self._e0, self._ft, u)
+        self._kernels.trial_inpainting(self._zbuf, slots, coef, self._e0, self._ft, u)
         return u
 
-    def accept(self, add: int, remove: int, error: float) -> None:
-        """Makes the last trial (swapping ``add`` and ``remove``) the current mask."""
+    def accept(self, add: int, remove: int) -> None:
+        """Makes the last trial the current mask.
+
+        Args:
+            add: the ``add`` pixel of the last `trial`.
+            remove: its ``remove`` pixel.
+
+        Raises:
+            ValueError: if (add, remove) is not the pending trial.
+        """
         if self._pending is None or self._pending[:2] != (add, remove):
-            raise ValueError(f"({add}, {remove}) is not the last trial")
+            raise ValueError(f"({add}, {remove}) is not the pending trial")
         self.u = self.trial_inpainting()
+        self.error = self._pending[4]
         self.known[add] = True
         self.known[remove] = False
         for p in (add, remove):
             if p in self._slot and self.known[p] == self._base[p]:
                 self._release(p)
-        self.error = error
         self._pending = None
 
     def laplacian_residual(self, pixels: np.ndarray) -> np.ndarray:
@@ -397,7 +416,7 @@ def nonlocal_pixel_exchange(
             remove = int(drawn[np.argmin(state.laplacian_residual(drawn))])
         err, new = state.trial(add, remove)
         if err < state.error:
-            state.accept(add, remove, err)
+            state.accept(add, remove)
             ia, ir = where[add], where[remove]
             outside[ia], inside[ir] = remove, add
             where[remove], where[add] = ia, ir
