@@ -17,9 +17,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import platform
 import sys
 import time
 
@@ -37,6 +35,8 @@ from wgimask.baselines import (  # noqa: E402
     probabilistic_sparsification,
 )
 from wgimask.baselines import densification as dens  # noqa: E402
+from wgimask.baselines.densification import densification_radius  # noqa: E402
+from wgimask.devices import cpu_description  # noqa: E402
 from wgimask.evaluation import load_evaluation_images  # noqa: E402
 
 
@@ -59,23 +59,6 @@ def row(images, densities, label, make) -> None:
     print(f"| {label} | {' | '.join(cells)} |", flush=True)
 
 
-def _radius(spacings: float, density: float) -> int:
-    if spacings == 0:
-        return 0
-    return max(1, int(round(spacings / math.sqrt(density))))
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data_dir", default="data/pretraining/train")
@@ -88,7 +71,7 @@ def main() -> None:
     images = [im.astype(np.float64) for _, _, im, upscaled in loaded if not upscaled]
     print(
         f"{len(images)} colour images, {args.image_size}px, mean PSNR (dB) of "
-        f"homogeneous diffusion and CPU seconds per mask; CPU: {_cpu_name()}\n"
+        f"homogeneous diffusion and CPU seconds per mask; CPU: {cpu_description()}\n"
     )
     head = " | ".join(f"{d:.0%}" for d in densities)
     print(f"| mask | {head} |")
@@ -128,7 +111,7 @@ def main() -> None:
                 seed=i,
                 start=s["start"],
                 growth=s["growth"],
-                radius=_radius(s["spacings"], d),
+                radius=densification_radius(d, s["spacings"]),
             ),
         )
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -30,17 +29,7 @@ from skimage import data as skdata  # noqa: E402
 from skimage.transform import resize  # noqa: E402
 
 from wgimask.baselines import analytic_mask, exchange  # noqa: E402
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from wgimask.devices import cpu_description  # noqa: E402
 
 
 def _run(image, mask, steps, compiled):
@@ -70,7 +59,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     photo = skdata.astronaut().astype(np.float64) / 255.0
-    print(f"CPU: {_cpu_name()}; NLPE steps per row: {args.steps}; astronaut photo")
+    print(f"CPU: {cpu_description()}")
+    print(f"NLPE steps per row: {args.steps}; astronaut photo")
     # Compile (or load the cached kernels) before timing.
     small = resize(photo, (16, 16), anti_aliasing=True)
     _run(small, analytic_mask(small, 0.1), 20, True)

@@ -75,6 +75,8 @@ def test_constant_image_still_gives_a_valid_mask():
 
 def test_default_radius_follows_the_spacing():
     assert [densification_radius(d) for d in (0.05, 0.1, 0.2)] == [3, 2, 1]
+    assert densification_radius(0.05, spacings=0.4) == 2
+    assert densification_radius(0.1, spacings=0) == 0
 
 
 def test_largest_breaks_ties_by_index():

@@ -80,19 +80,24 @@ def _number(value, name: str) -> float:
         raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
-def densification_radius(density: float) -> int:
-    """The default non-maximum-suppression radius for a density.
+def densification_radius(density: float, spacings: float = RADIUS_SPACINGS) -> int:
+    """The non-maximum-suppression radius for a density.
 
     Args:
         density: fraction D in (0, 1) of known pixels.
+        spacings: the radius in mean point spacings 1 / sqrt(D); 0 turns the
+            suppression off.
 
     Returns:
-        round(`RADIUS_SPACINGS` / sqrt(D)) pixels, at least 1.
+        round(spacings / sqrt(D)) pixels, at least 1; 0 for ``spacings=0``.
 
     Raises:
         ValueError: for a density outside (0, 1).
     """
-    return max(1, int(round(RADIUS_SPACINGS / math.sqrt(check_density(density)))))
+    d = check_density(density)
+    if spacings == 0:
+        return 0
+    return max(1, int(round(spacings / math.sqrt(d))))
 
 
 def densification_mask(

@@ -159,7 +159,7 @@ class IncrementalInpainter:
         self._r0 = u0 - self._lap @ u0  # R^T u0 needs u0 - Lp u0 per pixel
         self._e0 = np.ascontiguousarray((u0 - self._f).T)  # base error, (C, N)
         self._slot: dict[int, int] = {}
-        self._free = list(range(self._max_rank))[::-1]
+        self._free = list(range(self._max_rank))
         # Columns solved since this factorisation, by pixel: high-error
         # candidates recur, so some trials need no solve at all.
         self._cache: dict[int, np.ndarray] = {}
@@ -187,7 +187,7 @@ class IncrementalInpainter:
                 if len(self._cache) < self._cache_size:
                     self._cache[p] = cols[p]
         for p in pixels:
-            s = self._free.pop()  # the lowest free slot (kept sorted)
+            s = self._free.pop()
             self._slot[p] = s
             self._zbuf[s] = cols[p]
 
@@ -305,9 +305,8 @@ class IncrementalInpainter:
             self._release(p)
 
     def _release(self, pixel: int) -> None:
-        """Returns a pixel's buffer slot to the free list (sorted descending)."""
+        """Returns a pixel's buffer slot to the free list."""
         self._free.append(self._slot.pop(pixel))
-        self._free.sort(reverse=True)
 
 
 def nonlocal_pixel_exchange(
