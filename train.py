@@ -136,6 +136,15 @@ flags.DEFINE_enum(
     "--binarisation=ordered_dither, --mask_operator=diffusion and no "
     "--jit_compile).",
 )
+flags.DEFINE_enum(
+    "mask_points",
+    "network",
+    ["network", "densify"],
+    "Where m's points come from: network (its binarised mask) or densify "
+    "(densification masks steered by m's learned correction; needs "
+    "--mask_prior=analytic, --binarisation=ordered_dither, "
+    "--mask_operator=diffusion and no --jit_compile).",
+)
 flags.DEFINE_float(
     "prior_sigma", None, "Smoothing scale of the analytic prior (default: auto)."
 )
@@ -176,6 +185,7 @@ def config_from_flags() -> training.TrainingConfig:
         ("prefill", "none"),
         ("mask_prior", "none"),
         ("generator_masks", "network"),
+        ("mask_points", "network"),
     ):
         if values[name] == off:
             values[name] = None

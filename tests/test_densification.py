@@ -119,3 +119,36 @@ def test_large_images_take_the_multigrid_path():
     mask = densification_mask(f, 0.05)
     assert mask.sum() == round(0.05 * 288 * 288)
     assert _mse(f, mask) < _mse(f, analytic_mask(f, 0.05))
+
+
+def test_unit_weights_are_plain_densification():
+    f = photo_crop("astronaut", 32)
+    for density in (0.05, 0.1, 0.2):
+        plain = densification_mask(f, density, seed=2)
+        ones = densification_mask(f, density, seed=2, weights=np.ones((32, 32)))
+        assert np.array_equal(plain, ones)
+
+
+def test_weights_steer_the_points():
+    f = photo_crop("coffee", 32)
+    weights = np.ones((32, 32))
+    weights[:, :16] = 20.0
+    steered = densification_mask(f, 0.1, weights=weights)
+    plain = densification_mask(f, 0.1)
+    assert steered.sum() == plain.sum()
+    assert steered[:, :16].sum() > plain[:, :16].sum() + 10
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (np.ones((8, 9)), "shape"),
+        (np.zeros((8, 8)), "> 0"),
+        (np.full((8, 8), np.nan), "finite"),
+    ],
+)
+def test_bad_weights_are_value_errors(weights, message):
+    with pytest.raises(ValueError, match=message):
+        densification_mask(
+            np.random.default_rng(0).random((8, 8)), 0.2, weights=weights
+        )

@@ -305,19 +305,23 @@ class Model:
         padded, crop = _pad(images, MULTIPLE)
         return self._batched_arrays(name, [padded, _noise(padded.shape, "mask")])[crop]
 
-    def _prior_confidences(self, images: np.ndarray) -> np.ndarray:
-        """(N, H, W) confidence of a prior model: whole-image density, blended r."""
+    def _corrections(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W, 1) log-space correction r of a prior model (blended tiles)."""
         height, width = images.shape[1:3]
         noise = _noise(images.shape, "mask")
         if self._tiled(height, width):
-            corrections = np.stack(
+            return np.stack(
                 [
                     self._blended("correction", [i, n], 1)
                     for i, n in zip(images, noise, strict=True)
                 ]
             )
-        else:
-            corrections = self._mask_pass("correction", images)
+        return self._mask_pass("correction", images)
+
+    def _prior_confidences(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W) confidence of a prior model: whole-image density, blended r."""
+        height, width = images.shape[1:3]
+        corrections = self._corrections(images)
         # The analytic density's reflecting filter needs sides of at least its
         # reach: smaller images are padded by their edge values, then cropped.
         sigma = self.config.get("prior_sigma")
@@ -371,6 +375,17 @@ class Model:
         """Exact-density learned masks: (N, H, W) bool, round(D H W) points each."""
         images = self._check(images)
         count = check_density(density, images.shape[1:3])
+        if self.config.get("mask_points") == "densify":
+            # Trained on densified points: the whole-image densification
+            # mask, its start and its ranking weighted by exp(r).
+            from wgimask.point_placement import densified_mask
+
+            return np.stack(
+                [
+                    densified_mask(image, r[..., 0], density)
+                    for image, r in zip(images, self._corrections(images), strict=True)
+                ]
+            )
         confidence = self.confidence(images)
         if self.config.get("binarisation") == "ordered_dither":
             # Trained with the dither: the confidence is a point density, to

@@ -371,6 +371,23 @@ class MaskGenerator(_Network):
             name="mask_and_confidence",
         )
 
+    def confidence_and_correction_model(self) -> keras.Model:
+        """A model sharing these weights that returns (confidence, correction r).
+
+        Only for ``prior="analytic"``: the point density and the log-space
+        correction it comes from, from one pass.
+        """
+        if self.prior != "analytic":
+            raise ValueError(
+                "confidence_and_correction_model needs prior='analytic', "
+                f"received prior={self.prior!r}"
+            )
+        return keras.Model(
+            self.inputs,
+            [self.get_layer("confidence").output, self.get_layer("correction").output],
+            name="confidence_and_correction",
+        )
+
     def binarise(self, confidence: tf.Tensor) -> tf.Tensor:
         """The inference-time mask of a confidence from `confidence_model`.
 

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from wgimask import data, dither, fused_conv, losses, metrics
+from wgimask import data, dither, fused_conv, losses, metrics, point_placement
 from wgimask.analytic_prior import DEFAULT_EXPONENT
 from wgimask.exact_diffusion import diffusion_inpaint
 from wgimask.networks import (
@@ -210,6 +210,10 @@ class Trainer:
                 self._mask_and_confidence = (
                     self.mask_generator.mask_and_confidence_model()
                 )
+            if config.mask_points == "densify":
+                self._confidence_and_correction = (
+                    self.mask_generator.confidence_and_correction_model()
+                )
         tracked = {
             "joint": ("critic_loss", "generator_loss", "mask_loss", "density", "mae"),
             "inpaint": ("critic_loss", "generator_loss", "mask_loss", "density", "mae"),
@@ -308,7 +312,8 @@ class Trainer:
         Returns:
             (mask, generator_mask, inpainted): m's mask (what m's loss sees),
             the mask g and d see (the same, or with ``generator_masks=
-            "halftoned"`` m's density halftoned as at inference) and g's
+            "halftoned"`` m's density halftoned as at inference; with
+            ``mask_points="densify"`` both are the densified points) and g's
             inpainting from it (None without `generator`).
         """
         image = batch["image"]
@@ -322,6 +327,17 @@ class Trainer:
             generator_mask = dither.halftoned_masks(
                 confidence, self.config.density, self._halftone_seeds(image, training)
             )
+        elif self.config.mask_points == "densify":
+            confidence, correction = self._confidence_and_correction(
+                {"image": image, "seed": batch["mask_seed"]}, training=training
+            )
+            hard = point_placement.densified_masks(
+                image, correction, self.config.density,
+                self._halftone_seeds(image, training),
+            )
+            # m's loss sees the densified points; its gradient goes straight
+            # through to m's point density, as with the ordered dither.
+            mask = point_placement.straight_through(hard, confidence)
         else:
             mask = self.mask_generator(
                 {"image": image, "seed": batch["mask_seed"]}, training=training

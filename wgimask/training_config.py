@@ -8,6 +8,7 @@ import math
 from wgimask import losses
 from wgimask.mask_layers import BINARISATION_OPERATORS
 from wgimask.networks import DOWNSAMPLING, MASK_PRIORS, MODEL_SIZES, PREFILLS
+from wgimask.point_placement import MASK_POINTS
 
 #: joint: the mask GAN; inpaint: g and d on random masks; mask: m alone,
 #: trained through exact diffusion (needs ``mask_operator="diffusion"``).
@@ -104,6 +105,12 @@ class TrainingConfig:
             its own dithered masks through exact diffusion; needs
             ``binarisation="ordered_dither"``, ``mask_operator="diffusion"``
             and no XLA (the halftoning runs in numpy).
+        mask_points: None (m's points are its binarised mask) or "densify":
+            densification masks steered by m's learned correction
+            (`wgimask.point_placement`), for m's loss and for g and d. Needs
+            ``mask_prior="analytic"``, ``binarisation="ordered_dither"``,
+            ``mask_operator="diffusion"``, no ``generator_masks`` and no XLA
+            (the masks are made in numpy).
         init_from: Warm start (only when the run starts, not when it
             resumes): entries "RUN_DIR" (every network this run has that the
             source holds) or "NETWORK=RUN_DIR" (one of `NETWORK_NAMES`); a
@@ -142,6 +149,7 @@ class TrainingConfig:
     prior_exponent: float | None = None
     init_from: tuple[str, ...] | None = None
     generator_masks: str | None = None
+    mask_points: str | None = None
 
     def __post_init__(self):
         # JSON turns the tuple into a list; keep one hashable form.
@@ -235,6 +243,19 @@ class TrainingConfig:
                         name,
                         f"{value!r} with generator_masks={self.generator_masks!r}",
                     )
+        if self.mask_points not in MASK_POINTS:
+            fail("mask_points", f"one of {MASK_POINTS}")
+        if self.mask_points is not None:
+            needs = {
+                "mask_prior": "analytic",
+                "binarisation": "ordered_dither",
+                "mask_operator": "diffusion",
+                "generator_masks": None,
+                "jit_compile": False,
+            }
+            for name, value in needs.items():
+                if getattr(self, name) != value:
+                    fail(name, f"{value!r} with mask_points={self.mask_points!r}")
         for entry in self.init_from or ():
             if not isinstance(entry, str) or not entry:
                 fail("init_from", "a list of RUN_DIR or NETWORK=RUN_DIR strings")

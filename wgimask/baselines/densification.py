@@ -35,7 +35,12 @@ import numpy as np
 from scipy.ndimage import maximum_filter
 
 from wgimask.baselines._checks import as_image, check_density, target_count
-from wgimask.baselines.analytic import analytic_mask
+from wgimask.baselines.analytic import (
+    analytic_density,
+    analytic_mask,
+    auto_sigma,
+    halftone_density,
+)
 from wgimask.baselines.diffusion import inpaint
 
 __all__ = [
@@ -80,6 +85,14 @@ def _number(value, name: str) -> float:
         raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
+def _start_mask(f, density, seed, weights):
+    """The analytic mask, its density times ``weights`` if given."""
+    if weights is None:
+        return analytic_mask(f, density, seed=seed)
+    rho = analytic_density(f, sigma=auto_sigma(density)) * weights
+    return halftone_density(rho, density, seed=seed)
+
+
 def densification_radius(density: float, spacings: float = RADIUS_SPACINGS) -> int:
     """The non-maximum-suppression radius for a density.
 
@@ -108,6 +121,7 @@ def densification_mask(
     start: float = DEFAULT_START,
     growth: float = DEFAULT_GROWTH,
     radius: int | None = None,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """A mask of exactly round(D N) points grown where diffusion fails most.
 
@@ -122,6 +136,11 @@ def densification_mask(
             count (at least one per step).
         radius: non-maximum-suppression radius in pixels (>= 0; 0 turns the
             suppression off); ``None`` for `densification_radius`.
+        weights: optional (H, W) finite weights > 0 that steer the points: the
+            start halftones the analytic density times the weights, and each
+            step ranks the error times the weights. ``None`` (or all ones)
+            is plain densification. A mask generator trained with
+            ``--mask_points=densify`` gives exp(r), its learned correction.
 
     Returns:
         (H, W) bool mask with exactly round(D * H * W) True pixels. On a
@@ -132,7 +151,7 @@ def densification_mask(
     Raises:
         ValueError: for a bad image (wrong rank, empty, NaN or infinite
             values), a density outside (0, 1) or one that keeps no pixel, or
-            bad start / growth / radius.
+            bad start / growth / radius / weights.
     """
     f, _ = as_image(image)
     d = check_density(density)
@@ -150,17 +169,27 @@ def densification_mask(
             raise ValueError(f"radius must be an integer >= 0, got {radius!r}")
         radius = int(value)
     h, w, _ = f.shape
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (h, w):
+            raise ValueError(
+                f"weights must have the image's shape {(h, w)}, got {weights.shape}"
+            )
+        if not (np.all(np.isfinite(weights)) and np.all(weights > 0)):
+            raise ValueError("weights must be finite and > 0")
     n = h * w
     target = target_count(d, n)
     start_count = max(1, int(round(start * target)))
     if start_count >= target:
-        return analytic_mask(f, d, seed=seed)
-    known = analytic_mask(f, start_count / n, seed=seed).ravel().copy()
+        return _start_mask(f, d, seed, weights)
+    known = _start_mask(f, start_count / n, seed, weights).ravel().copy()
     count = int(known.sum())
     while count < target:
         add = min(target - count, max(1, int(round(growth * count))))
         u = inpaint(f, known.reshape(h, w), rtol=RANKING_RTOL)
         error = np.abs(u - f).sum(axis=2)
+        if weights is not None:
+            error = error * weights
         if radius > 0:
             peak = maximum_filter(error, size=2 * radius + 1, mode="nearest")
             # Pixels that are not window maxima rank after all that are.

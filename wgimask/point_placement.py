@@ -1,0 +1,108 @@
+"""Densified mask points: a mask generator's correction steers densification.
+
+With ``TrainingConfig.mask_points="densify"`` (``train.py
+--mask_points=densify``) the points of a mask generator trained with the
+analytic prior are not its dithered density but the densification mask of
+the image (`wgimask.baselines.densification_mask`) steered by the
+generator's learned log-space correction r: the start halftones the analytic
+density times exp(r), and every step adds the pixels with the largest
+diffusion error times exp(r). With r = 0 (an untrained generator) the mask
+is exactly the model-free densification mask, the best mask of
+`wgimask.baselines` from 5 % density, as the analytic prior's r = 0 gives
+the analytic mask.
+
+Densification inpaints the image about 17 times per mask, so the masks are
+made in numpy (the same function `wgimask.inference` runs), outside the
+gradient. The gradient reaches r straight through, as with the ordered
+dither: from the mask to m's point density (its ``confidence`` layer,
+normalise_density(rho exp(r), D)). Exact diffusion's gradient with respect
+to the mask (docs/learned-masks.md) says, per pixel, how much adding or
+removing a point there changes the error; the straight-through path raises
+r where a point would help and lowers it where a kept point helps little.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+#: Where m's points come from: None = its binarisation (the paper's
+#: operators or the ordered dither); "densify" = densification steered by
+#: its correction.
+MASK_POINTS = (None, "densify")
+
+#: exp(r) is clipped to exp(+-LOG_WEIGHT_LIMIT): finite and > 0 whatever r.
+LOG_WEIGHT_LIMIT = 30.0
+
+
+def point_weights(correction: np.ndarray) -> np.ndarray:
+    """The densification weights exp(r) of a log-space correction r.
+
+    Args:
+        correction: (H, W) array, m's correction r.
+
+    Returns:
+        (H, W) float64 weights, finite and > 0.
+    """
+    r = np.asarray(correction, dtype=np.float64)
+    return np.exp(np.clip(r, -LOG_WEIGHT_LIMIT, LOG_WEIGHT_LIMIT))
+
+
+def densified_mask(
+    image: np.ndarray, correction: np.ndarray, density: float, seed: int = 0
+):
+    """The densification mask of one image, steered by a correction.
+
+    Args:
+        image: (H, W, C) image in [0, 1].
+        correction: (H, W) log-space correction r (zeros: plain
+            densification).
+        density: Fraction D in (0, 1) of points.
+        seed: The start's dither phase (inference uses 0).
+
+    Returns:
+        (H, W) bool mask with exactly round(D H W) points.
+    """
+    from wgimask.baselines.densification import densification_mask
+
+    return densification_mask(
+        image, density, seed=seed, weights=point_weights(correction)
+    )
+
+
+def densified_masks(image, correction, density: float, seeds):
+    """Densification masks of a batch, as a training input (no gradient).
+
+    Args:
+        image: (B, H, W, C) float32 tensor in [0, 1].
+        correction: (B, H, W, 1) m's log-space correction r.
+        density: Target density D in (0, 1).
+        seeds: (B,) int64 tensor, the start's dither phase per image; zeros
+            give the masks `wgimask.inference` makes.
+
+    Returns:
+        (B, H, W, 1) float32 masks of exactly round(D H W) points each.
+    """
+
+    def densify(images, corrections, image_seeds):
+        return np.stack(
+            [
+                densified_mask(f, r[..., 0], density, int(s))
+                for f, r, s in zip(images, corrections, image_seeds, strict=True)
+            ]
+        )[..., None].astype(np.float32)
+
+    image = tf.convert_to_tensor(image)
+    masks = tf.numpy_function(
+        densify,
+        [tf.stop_gradient(image), tf.stop_gradient(correction), seeds],
+        tf.float32,
+        stateful=False,
+    )
+    masks.set_shape(image.shape[:-1].concatenate([1]))
+    return masks
+
+
+def straight_through(hard, confidence):
+    """``hard`` in the forward pass, the identity to ``confidence`` backwards."""
+    return confidence + tf.stop_gradient(hard - confidence)
