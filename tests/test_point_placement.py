@@ -9,14 +9,16 @@ import pytest
 import tensorflow as tf
 from helpers import photo_crop, write_images
 
-from wgimask import inference
+from wgimask import export, inference
 from wgimask.baselines import densification_mask
 from wgimask.dither import point_count
 from wgimask.exact_diffusion import diffusion_inpaint
-from wgimask.model_files import PRETRAINED_DIR
+from wgimask.model_files import PRETRAINED_DIR, read_config
+from wgimask.network_parts import load_networks
 from wgimask.point_placement import (
     densified_mask,
     densified_masks,
+    densify_graph,
     point_weights,
     straight_through,
 )
@@ -179,3 +181,41 @@ def test_inference_serves_densified_masks(tmp_path):
                 mask, densified_mask(image, r[..., 0], density)
             )
             assert mask.sum() == int(point_count(density, 40, 32))
+
+
+def test_graph_densification_equals_numpy():
+    """The SavedModel's TensorFlow densification makes the numpy masks."""
+    images = np.stack([photo_crop(n, 32) for n in ("astronaut", "coffee")])
+    correction = np.random.default_rng(2).normal(scale=0.3, size=(2, 32, 32, 1))
+    for density in (0.05, 0.2):
+        masks = densify_graph(
+            tf.constant(images, tf.float32),
+            tf.constant(correction, tf.float32),
+            density,
+        ).numpy()
+        for image, r, mask in zip(images, correction, masks, strict=True):
+            expected = densified_mask(image.astype(np.float32), r[..., 0], density)
+            np.testing.assert_array_equal(mask[..., 0] > 0.5, expected)
+
+
+@pytest.mark.slow
+def test_saved_model_serves_densified_masks(tmp_path):
+    """The exported mask_gan of a densify run gives the inference masks."""
+    exported = PRETRAINED_DIR / "joint-0.1" / "export"
+    config = {**read_config(exported), "mask_points": "densify"}
+    generator, mask_generator = load_networks(exported, config)
+    export.save_mask_gan(generator, mask_generator, tmp_path / "mask_gan", "densify")
+    served = tf.saved_model.load(str(tmp_path / "mask_gan")).signatures[
+        "serving_default"
+    ]
+    images = np.stack([photo_crop(n, 40)[:, :32] for n in ("astronaut", "chelsea")])
+    run = tmp_path / "run"
+    shutil.copytree(PRETRAINED_DIR / "joint-0.1", run)
+    (run / "config.json").write_text(json.dumps(config))
+    expected = inference.load(run).mask(images, 0.1)
+    # One image per request: the SavedModel draws m's seed input for the
+    # whole batch, inference for one image (equal for a batch of one).
+    for image, mask in zip(images, expected, strict=True):
+        out = served(image=tf.constant(image[None], tf.float32))
+        np.testing.assert_array_equal(out["mask"].numpy()[0, ..., 0] > 0.5, mask)
+        assert out["inpainted"].shape == (1, *image.shape)

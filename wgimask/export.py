@@ -5,7 +5,9 @@
 * ``mask_gan/``: SavedModel; ``serving_default`` takes ``image`` (float32,
   NHWC, values in [0, 1], any batch, sides of at least 8) and returns ``mask``
   (binary, one channel), ``confidence`` (the mask generator's hard-sigmoid
-  value before rounding) and ``inpainted``;
+  value before rounding) and ``inpainted``; runs trained with
+  ``--mask_points=densify`` serve their densification masks, made in the
+  graph (`wgimask.point_placement.densify_graph`);
 * ``inpainter/``: SavedModel; ``serving_default`` takes ``image`` and ``mask``
   (one channel, 1 = known) and returns ``inpainted``;
 * ``generator.keras``, ``mask_generator.keras``, ``critic.keras``: the networks,
@@ -53,6 +55,7 @@ from wgimask.networks import (
     MaskGenerator,
     draw_seed,
 )
+from wgimask.point_placement import densify_graph
 from wgimask.stateless_noise import GENERATOR_SEED, MASK_SEED
 
 #: Prefix of the temporary folders an export is written into (a kill leaves
@@ -273,17 +276,21 @@ def mask_gan(
         confidence_model: `MaskGenerator.confidence_model()` of the mask
             generator.
         image: (batch, height, width, channels) in [0, 1].
-        binarise: The mask generator's `MaskGenerator.binarise` (confidence ->
-            inference mask); None for hard rounding (the paper's operators at
-            inference). ``ordered_dither`` models need theirs: exactly
-            round(D N) points.
+        binarise: ``binarise(confidence, image) -> mask``, the inference mask
+            (see `save_mask_gan`); None for hard rounding (the paper's
+            operators at inference). ``ordered_dither`` models need their
+            `MaskGenerator.binarise`: exactly round(D N) points.
 
     Returns:
         Dict with ``mask``, ``confidence`` and ``inpainted``.
     """
     seed = draw_seed(tf.shape(image), seed=MASK_SEED)
     confidence = confidence_model({"image": image, "seed": seed}, training=False)
-    mask = binarise_confidence(confidence) if binarise is None else binarise(confidence)
+    mask = (
+        binarise_confidence(confidence)
+        if binarise is None
+        else binarise(confidence, image)
+    )
     return {
         "mask": mask,
         "confidence": confidence,
@@ -315,15 +322,35 @@ def save_mask_gan(
     generator: InpaintingGenerator,
     mask_generator: MaskGenerator,
     path: str | os.PathLike,
+    mask_points: str | None = None,
 ) -> None:
-    """Writes the ``mask_gan`` SavedModel (input ``image``)."""
-    confidence_model = mask_generator.confidence_model()
+    """Writes the ``mask_gan`` SavedModel (input ``image``).
+
+    With ``mask_points="densify"`` the mask is the densification mask steered
+    by m's correction (`wgimask.point_placement.densify_graph`), as the run
+    was trained and as `wgimask.inference` makes it.
+    """
+    if mask_points == "densify":
+        model = mask_generator.confidence_and_correction_model()
+
+        def confidence_model(inputs, training=False):
+            return model(inputs, training=training)[0]
+
+        def binarise(confidence, image):
+            seed = draw_seed(tf.shape(image), seed=MASK_SEED)
+            _, correction = model({"image": image, "seed": seed}, training=False)
+            return densify_graph(image, correction, mask_generator.density)
+
+    else:
+        confidence_model = mask_generator.confidence_model()
+
+        def binarise(confidence, image):
+            return mask_generator.binarise(confidence)
+
     archive = keras.export.ExportArchive()  # no track(): see save_inpainter
     archive.add_endpoint(
         "serving_default",
-        lambda image: serve_mask_gan(
-            generator, confidence_model, image, mask_generator.binarise
-        ),
+        lambda image: serve_mask_gan(generator, confidence_model, image, binarise),
         input_signature=[_image_spec(generator.channels, "image")],
     )
     archive.write_out(str(path), verbose=False)
@@ -334,6 +361,7 @@ def export_models(
     generator: InpaintingGenerator,
     mask_generator: MaskGenerator | None = None,
     critic: keras.Model | None = None,
+    mask_points: str | None = None,
 ) -> pathlib.Path:
     """Writes ``model_dir/export`` atomically (see the module docstring).
 
@@ -343,6 +371,7 @@ def export_models(
         mask_generator: The mask generator (None for an inpainting-only run:
             no ``mask_gan`` is written).
         critic: The critic, saved as a .keras file if given.
+        mask_points: The run's ``TrainingConfig.mask_points``.
 
     Returns:
         The export directory.
@@ -363,7 +392,7 @@ def export_models(
         save_inpainter(generator, tmp / "inpainter")
         generator.save(tmp / "generator.keras")
         if mask_generator is not None:
-            save_mask_gan(generator, mask_generator, tmp / "mask_gan")
+            save_mask_gan(generator, mask_generator, tmp / "mask_gan", mask_points)
             mask_generator.save(tmp / "mask_generator.keras")
         if critic is not None:
             critic.save(tmp / "critic.keras")

@@ -49,6 +49,9 @@ log space), rescaled to mean D over the whole image and dithered once, so
 points go wherever the photo needs them; g's residual (blended tiles) is added
 to the whole-image diffusion inpainting of the mask (`wgimask.baselines`),
 computed once. Tile borders reach neither the density nor the diffusion.
+Models trained with densified points (``--mask_points=densify``) make the
+whole-image densification mask instead, its start and its ranking weighted by
+exp(r) (`wgimask.point_placement`).
 
 Example:
     >>> import numpy as np, wgimask

@@ -276,7 +276,7 @@ def train(
             # Export the best weights when validation chose some (the paper).
             trainer.restore_best()
             nets = trainer.export_networks()
-            export_models(trainer.model_dir, **nets)
+            export_models(trainer.model_dir, **nets, mask_points=config.mask_points)
             if trainer.distributed:
                 for name, net in nets.items():
                     if net is not None:
@@ -426,4 +426,6 @@ def export_run(model_dir: str | os.PathLike) -> pathlib.Path:
         if not trainer.restore():
             raise FileNotFoundError(f"model_dir {model_dir} holds no checkpoint")
         trainer.restore_best()
-        return export_models(model_dir, **trainer.export_networks())
+        return export_models(
+            model_dir, **trainer.export_networks(), mask_points=config.mask_points
+        )
