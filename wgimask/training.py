@@ -23,6 +23,7 @@ import tensorflow as tf
 from absl import logging
 
 from wgimask import data, run_folder, warm_start
+from wgimask.cluster import cluster_role, default_strategy  # noqa: F401
 from wgimask.export import export_models
 from wgimask.mask_layers import BINARISATION_OPERATORS  # noqa: F401 (re-export)
 from wgimask.networks import MODEL_SIZES  # noqa: F401 (re-export)
@@ -30,8 +31,6 @@ from wgimask.trainer import (  # noqa: F401 (re-exports)
     GRAD_NORM,
     VALIDATED,
     Trainer,
-    cluster_role,
-    default_strategy,
     write_json,
 )
 from wgimask.training_config import (  # noqa: F401 (re-exports)
