@@ -6,8 +6,10 @@
 For each run (joint-0.05, joint-0.1, joint-0.2, inpaint) it copies the run's
 config.json, the SavedModels of its export folder (``mask_gan/`` for the
 joint runs, ``inpainter/``) and their LiteRT parts (``lite/``), and writes
-``training.json``: the steps done and the wall time, read off the run's
-train.log (first to last timestamped line).
+``training.json``: the steps done, the wall time read off the run's
+train.log (first to last timestamped line; the training steps' wall time
+when the log has no span), and the training steps' wall and CPU time from
+its validation.jsonl.
 The .keras files and the critic stay in the run folder: the package ships what
 the ``wgimask`` command and evaluate.py load, a few MB per run.
 """
@@ -76,6 +78,16 @@ def ship(run: pathlib.Path, target: pathlib.Path) -> dict:
         "wall_seconds": round(wall_seconds(run / "train.log")),
         "best": json.loads(best.read_text()) if best.exists() else None,
     }
+    validation = run / "validation.jsonl"
+    if validation.exists():
+        # The training steps' own times (validation excluded), which the
+        # trainer records; a log whose only timestamped lines are at the
+        # start gives no wall time.
+        last = json.loads(validation.read_text().splitlines()[-1])
+        facts["train_seconds"] = round(last["train_seconds"])
+        facts["train_cpu_seconds"] = round(last["train_cpu_seconds"])
+        if facts["wall_seconds"] == 0:
+            facts["wall_seconds"] = facts["train_seconds"]
     (target / "training.json").write_text(json.dumps(facts, indent=2) + "\n")
     return facts
 

@@ -3,7 +3,7 @@
 #
 #   bash recipes/train_pretrained.sh            # all four runs, then ship them
 #   JOINT_STEPS=3000 bash recipes/train_pretrained.sh   # longer joint runs
-#   RUN_SET="joint:0.1:5e-4:600" bash recipes/train_pretrained.sh   # one run
+#   RUN_SET="joint:0.1:5e-4:300" bash recipes/train_pretrained.sh   # one run
 #
 # RUN_SET lists MODE:DENSITY:LEARNING_RATE:STEPS; the joint runs validate and
 # checkpoint ten times each.
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-JOINT_STEPS=${JOINT_STEPS:-600}
+JOINT_STEPS=${JOINT_STEPS:-300}
 INPAINT_STEPS=${INPAINT_STEPS:-1500}
 RUNS=${RUNS:-runs/pretrained}
 DATA=${DATA:-data/pretraining}
@@ -29,14 +29,16 @@ common=(
   --data_dir="$DATA/train" --validation_dir="$DATA/validation"
   --model_size=small --image_size=64 --batch_size=16 --lr_schedule=cosine
 )
-# The joint runs use the best row of the ablation (docs/learned-masks.md):
-# m learns a correction of the analytic density, binarised by the ordered
-# dither (exact density), trained on the exact diffusion inpainting of its
-# masks; g learns a residual on that diffusion inpainting. Learning rate 5e-4:
-# the paper's recipe at 1e-3 collapsed (docs/model-card.md), and 2e-3 or 1e-2
-# did not move the learned masks either (docs/learned-masks.md).
+# The joint runs (docs/learned-masks.md): m learns a correction r of the
+# analytic density; its points are the densification mask steered by exp(r)
+# (--mask_points=densify), trained on the exact diffusion inpainting of its
+# masks, the gradient straight through the ordered dither's density; g learns
+# a residual on that diffusion inpainting. Learning rate 5e-4: the paper's
+# recipe at 1e-3 collapsed (docs/model-card.md), and 2e-3 or 1e-2 did not
+# move the learned masks either (docs/learned-masks.md).
 JOINT_FLAGS=(--mode=joint --mask_operator=diffusion --prefill=diffusion
-             --mask_prior=analytic --binarisation=ordered_dither)
+             --mask_prior=analytic --binarisation=ordered_dither
+             --mask_points=densify)
 RUN_SET=${RUN_SET:-"joint:0.05:5e-4:$JOINT_STEPS joint:0.1:5e-4:$JOINT_STEPS joint:0.2:5e-4:$JOINT_STEPS inpaint:0.1:1e-3:$INPAINT_STEPS"}
 pids=()
 for run in $RUN_SET; do

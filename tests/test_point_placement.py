@@ -1,4 +1,5 @@
-"""Densified mask points (``--mask_points=densify``, wgimask.point_placement)."""
+"""Densified mask points (``--mask_points=densify``): wgimask.point_placement
+and point_placement_graph."""
 
 import json
 import shutil
@@ -15,11 +16,10 @@ from wgimask.dither import point_count
 from wgimask.exact_diffusion import diffusion_inpaint
 from wgimask.model_files import PRETRAINED_DIR, read_config
 from wgimask.network_parts import load_networks
-from wgimask.point_placement import (
-    densified_mask,
+from wgimask.point_placement import densified_mask, point_weights
+from wgimask.point_placement_graph import (
     densified_masks,
     densify_graph,
-    point_weights,
     straight_through,
 )
 from wgimask.trainer import Trainer

@@ -7,7 +7,7 @@
   (binary, one channel), ``confidence`` (the mask generator's hard-sigmoid
   value before rounding) and ``inpainted``; runs trained with
   ``--mask_points=densify`` serve their densification masks, made in the
-  graph (`wgimask.point_placement.densify_graph`);
+  graph (`wgimask.point_placement_graph.densify_graph`);
 * ``inpainter/``: SavedModel; ``serving_default`` takes ``image`` and ``mask``
   (one channel, 1 = known) and returns ``inpainted``;
 * ``generator.keras``, ``mask_generator.keras``, ``critic.keras``: the networks,
@@ -55,7 +55,7 @@ from wgimask.networks import (
     MaskGenerator,
     draw_seed,
 )
-from wgimask.point_placement import densify_graph
+from wgimask.point_placement_graph import densify_graph
 from wgimask.stateless_noise import GENERATOR_SEED, MASK_SEED
 
 #: Prefix of the temporary folders an export is written into (a kill leaves
@@ -327,7 +327,7 @@ def save_mask_gan(
     """Writes the ``mask_gan`` SavedModel (input ``image``).
 
     With ``mask_points="densify"`` the mask is the densification mask steered
-    by m's correction (`wgimask.point_placement.densify_graph`), as the run
+    by m's correction (`wgimask.point_placement_graph.densify_graph`), as the run
     was trained and as `wgimask.inference` makes it.
     """
     if mask_points == "densify":

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from wgimask import data, dither, fused_conv, losses, metrics, point_placement
+from wgimask import data, dither, fused_conv, losses, metrics, point_placement_graph
 from wgimask.analytic_prior import DEFAULT_EXPONENT
 from wgimask.cluster import (
     WORKER_TEMP_PREFIX,
@@ -283,7 +283,7 @@ class Trainer:
             confidence, correction = self._confidence_and_correction(
                 {"image": image, "seed": batch["mask_seed"]}, training=training
             )
-            hard = point_placement.densified_masks(
+            hard = point_placement_graph.densified_masks(
                 image,
                 correction,
                 self.config.density,
@@ -291,7 +291,7 @@ class Trainer:
             )
             # m's loss sees the densified points; its gradient goes straight
             # through to m's point density, as with the ordered dither.
-            mask = point_placement.straight_through(hard, confidence)
+            mask = point_placement_graph.straight_through(hard, confidence)
         else:
             mask = self.mask_generator(
                 {"image": image, "seed": batch["mask_seed"]}, training=training
