@@ -36,7 +36,7 @@ EXAMPLE_PHOTO = "chelsea"
 #: functions are in `_mask`; model-free methods load no model when only
 #: diffusion inpaints.
 MASK_METHODS = {
-    "learned": True,  # the mask generator's most confident round(D H W) pixels
+    "learned": True,  # the mask generator's round(D H W) points (`Model.mask`)
     "random": False,  # uniformly random, exactly round(D H W) pixels
     "analytic": False,  # Belhachmi et al.'s Laplacian-magnitude density, dithered
     "electrostatic": False,  # the same density, halftoned electrostatically
@@ -301,7 +301,8 @@ def _define_flags() -> None:
         "mask",
         "learned",
         list(MASK_METHODS),
-        "learned: the mask GAN's most confident pixels; random: uniformly random; "
+        "learned: the mask GAN's mask (the shipped models: densification "
+        "steered by the mask generator); random: uniformly random; "
         "analytic: Laplacian-magnitude density, dithered (the model-free bar the "
         "learned masks must clear); electrostatic: that density halftoned "
         "electrostatically (better below 15 %, slower); densify: grown from a "
