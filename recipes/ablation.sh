@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ablation of the learned-mask options (docs/learned-masks.md, "Ablation"):
 # 64 px, D = 10 %, small networks, batch 16, cosine schedule, learning rate
-# 5e-4 (the shipped recipe, recipes/train_pretrained.sh), the same number of
+# 5e-4 (the shipped recipe's rate, recipes/train_pretrained.sh), the same number of
 # steps for every row.
 #
 #   bash recipes/ablation.sh                 # all rows, PARALLEL at a time
