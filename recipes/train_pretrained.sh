@@ -34,8 +34,9 @@ common=(
 # (--mask_points=densify), trained on the exact diffusion inpainting of its
 # masks, the gradient straight through the ordered dither's density; g learns
 # a residual on that diffusion inpainting, from Eq. 3's MAE alone
-# (--alpha=0: with the adversarial term g's residual lost 0.1 dB on the
-# validation crops at 10 % and up to 2 dB on smooth whole photos). Learning
+# (--alpha=0: with the adversarial term g was 0.0-0.25 dB worse on the
+# validation crops and lost up to 2.1 dB to diffusion on smooth whole
+# photos, docs/learned-masks.md). Learning
 # rate 5e-4: the paper's recipe at 1e-3 collapsed (docs/model-card.md), and
 # 2e-3 or 1e-2 did not move the learned masks either (docs/learned-masks.md).
 JOINT_FLAGS=(--mode=joint --mask_operator=diffusion --prefill=diffusion
