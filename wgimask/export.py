@@ -274,22 +274,25 @@ def mask_gan(
     Args:
         generator: An `InpaintingGenerator`.
         confidence_model: `MaskGenerator.confidence_model()` of the mask
-            generator.
+            generator, or a model returning the confidence first and more
+            outputs that `binarise` needs (see `save_mask_gan`).
         image: (batch, height, width, channels) in [0, 1].
-        binarise: ``binarise(confidence, image) -> mask``, the inference mask
-            (see `save_mask_gan`); None for hard rounding (the paper's
-            operators at inference). ``ordered_dither`` models need their
-            `MaskGenerator.binarise`: exactly round(D N) points.
+        binarise: ``binarise(outputs, image) -> mask``, the inference mask
+            from what `confidence_model` returned (see `save_mask_gan`);
+            None for hard rounding (the paper's operators at inference).
+            ``ordered_dither`` models need their `MaskGenerator.binarise`:
+            exactly round(D N) points.
 
     Returns:
         Dict with ``mask``, ``confidence`` and ``inpainted``.
     """
     seed = draw_seed(tf.shape(image), seed=MASK_SEED)
-    confidence = confidence_model({"image": image, "seed": seed}, training=False)
+    outputs = confidence_model({"image": image, "seed": seed}, training=False)
+    confidence = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
     mask = (
         binarise_confidence(confidence)
         if binarise is None
-        else binarise(confidence, image)
+        else binarise(outputs, image)
     )
     return {
         "mask": mask,
@@ -331,15 +334,12 @@ def save_mask_gan(
     was trained and as `wgimask.inference` makes it.
     """
     if mask_points == "densify":
-        model = mask_generator.confidence_and_correction_model()
+        # One pass of m gives the confidence and the correction that steers
+        # the densification.
+        confidence_model = mask_generator.confidence_and_correction_model()
 
-        def confidence_model(inputs, training=False):
-            return model(inputs, training=training)[0]
-
-        def binarise(confidence, image):
-            seed = draw_seed(tf.shape(image), seed=MASK_SEED)
-            _, correction = model({"image": image, "seed": seed}, training=False)
-            return densify_graph(image, correction, mask_generator.density)
+        def binarise(outputs, image):
+            return densify_graph(image, outputs[1], mask_generator.density)
 
     else:
         confidence_model = mask_generator.confidence_model()
