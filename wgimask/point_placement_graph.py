@@ -12,6 +12,15 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from wgimask.analytic_prior import analytic_importance
+from wgimask.baselines.analytic import DEFAULT_EXPONENT, auto_sigma, dither_phase
+from wgimask.baselines.densification import (
+    DEFAULT_GROWTH,
+    DEFAULT_START,
+    densification_radius,
+)
+from wgimask.dither import dither_mask, exact_count_mask, point_count
+from wgimask.exact_diffusion import diffusion_inpaint
 from wgimask.point_placement import LOG_WEIGHT_LIMIT, densified_mask
 
 
@@ -75,16 +84,6 @@ def densify_graph(image, correction, density: float):
     Returns:
         (B, H, W, 1) float32 masks with exactly round(D H W) points each.
     """
-    from wgimask.analytic_prior import analytic_importance
-    from wgimask.baselines.analytic import DEFAULT_EXPONENT, auto_sigma
-    from wgimask.baselines.densification import (
-        DEFAULT_GROWTH,
-        DEFAULT_START,
-        densification_radius,
-    )
-    from wgimask.dither import BAYER_SIZE, dither_mask, point_count
-    from wgimask.exact_diffusion import diffusion_inpaint
-
     image = tf.convert_to_tensor(image, tf.float32)
     weights = tf.exp(tf.clip_by_value(correction, -LOG_WEIGHT_LIMIT, LOG_WEIGHT_LIMIT))
     shape = tf.shape(image)
@@ -99,8 +98,7 @@ def densify_graph(image, correction, density: float):
     sigma = auto_sigma(min(max(DEFAULT_START * density, 1e-6), 0.99))
     rho = analytic_importance(image, sigma, DEFAULT_EXPONENT) * weights
     # The phase of numpy's ordered dither with seed 0 (`ordered_dither`).
-    phase = np.random.default_rng(0).integers(BAYER_SIZE, size=2)
-    offsets = tf.tile(tf.constant(phase[None], tf.int32), [shape[0], 1])
+    offsets = tf.tile(tf.constant([dither_phase(0)], tf.int32), [shape[0], 1])
     mask = tf.stop_gradient(
         dither_mask(rho, tf.cast(start, tf.float32) / tf.cast(n, tf.float32), offsets)
     )
@@ -123,8 +121,7 @@ def densify_graph(image, correction, density: float):
         peak = tf.nn.max_pool2d(error, size, 1, "SAME")
         score = tf.where(error >= peak, error, error - peak - 1.0)
         score = tf.where(mask > 0.5, tf.constant(-float("inf"), score.dtype), score)
-        added = _top(score, add)
-        return mask + added, count + add, u
+        return mask + exact_count_mask(score, add), count + add, u
 
     count = tf.cast(tf.reduce_sum(mask[0]), tf.int32)
     mask, _, _ = tf.while_loop(
@@ -134,10 +131,3 @@ def densify_graph(image, correction, density: float):
         shape_invariants=(mask.shape, tf.TensorShape([]), image.shape),
     )
     return tf.stop_gradient(mask)
-
-
-def _top(score, count):
-    """1 at the `count` largest scores of each image (ties: lower index)."""
-    from wgimask.dither import exact_count_mask
-
-    return exact_count_mask(score, count)

@@ -184,6 +184,16 @@ def bayer_matrix(size: int = BAYER_SIZE) -> np.ndarray:
 _BAYER = bayer_matrix()
 
 
+def dither_phase(seed: int) -> tuple[int, int]:
+    """The (row, column) shift of the Bayer pattern that `ordered_dither` uses.
+
+    `wgimask.point_placement_graph` shifts TensorFlow's dither by the same
+    phase, so that both start densification from the same points.
+    """
+    oy, ox = np.random.default_rng(seed).integers(BAYER_SIZE, size=2)
+    return int(oy), int(ox)
+
+
 def ordered_dither(probability: np.ndarray, count: int, *, seed: int = 0) -> np.ndarray:
     """Ordered (Bayer) dithering of a probability map to exactly ``count`` points.
 
@@ -203,8 +213,7 @@ def ordered_dither(probability: np.ndarray, count: int, *, seed: int = 0) -> np.
         (H, W) bool mask with exactly ``count`` True pixels.
     """
     h, w = probability.shape
-    rng = np.random.default_rng(seed)
-    oy, ox = rng.integers(BAYER_SIZE, size=2)
+    oy, ox = dither_phase(seed)
     rows = (np.arange(h) + oy) % BAYER_SIZE
     cols = (np.arange(w) + ox) % BAYER_SIZE
     key = (np.clip(probability, 0.0, 1.0) - _BAYER[np.ix_(rows, cols)]).ravel()
