@@ -230,32 +230,36 @@ class TrainingConfig:
             fail("prefill", 'None in mode "mask" (g is not trained there)')
         if self.generator_masks not in GENERATOR_MASKS:
             fail("generator_masks", f"one of {GENERATOR_MASKS}")
-        if self.generator_masks is not None:
-            needs = {
+
+        def require(option, needs):
+            """Fails on the first field that `option`, when set, needs otherwise."""
+            if getattr(self, option) is None:
+                return
+            for name, value in needs.items():
+                if getattr(self, name) != value:
+                    fail(name, f"{value!r} with {option}={getattr(self, option)!r}")
+
+        require(
+            "generator_masks",
+            {
                 "mode": "joint",
                 "binarisation": "ordered_dither",
                 "mask_operator": "diffusion",
                 "jit_compile": False,
-            }
-            for name, value in needs.items():
-                if getattr(self, name) != value:
-                    fail(
-                        name,
-                        f"{value!r} with generator_masks={self.generator_masks!r}",
-                    )
+            },
+        )
         if self.mask_points not in MASK_POINTS:
             fail("mask_points", f"one of {MASK_POINTS}")
-        if self.mask_points is not None:
-            needs = {
+        require(
+            "mask_points",
+            {
                 "mask_prior": "analytic",
                 "binarisation": "ordered_dither",
                 "mask_operator": "diffusion",
                 "generator_masks": None,
                 "jit_compile": False,
-            }
-            for name, value in needs.items():
-                if getattr(self, name) != value:
-                    fail(name, f"{value!r} with mask_points={self.mask_points!r}")
+            },
+        )
         for entry in self.init_from or ():
             if not isinstance(entry, str) or not entry:
                 fail("init_from", "a list of RUN_DIR or NETWORK=RUN_DIR strings")
