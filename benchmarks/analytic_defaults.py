@@ -29,11 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from wgimask.baselines import analytic_mask, inpaint, random_mask  # noqa: E402
 from wgimask.evaluation import load_evaluation_images  # noqa: E402
-
-
-def psnr(u: np.ndarray, f: np.ndarray) -> float:
-    """PSNR in dB for values in [0, 1] (the inpainting clipped to it)."""
-    return float(10 * np.log10(1.0 / np.mean((np.clip(u, 0, 1) - f) ** 2)))
+from wgimask.metrics import psnr  # noqa: E402
 
 
 def floats(text: str) -> list[float]:
@@ -43,7 +39,12 @@ def floats(text: str) -> list[float]:
 def row(images, densities, label, make) -> None:
     """Prints one table row: mean PSNR per density for a mask function."""
     scores = [
-        np.mean([psnr(inpaint(f, make(f, d, i)), f) for i, f in enumerate(images)])
+        np.mean(
+            [
+                psnr(f, np.clip(inpaint(f, make(f, d, i)), 0, 1))
+                for i, f in enumerate(images)
+            ]
+        )
         for d in densities
     ]
     cells = " | ".join(f"{s:.2f}" for s in scores)

@@ -38,11 +38,7 @@ from wgimask.baselines import densification as dens  # noqa: E402
 from wgimask.baselines.densification import densification_radius  # noqa: E402
 from wgimask.devices import cpu_description  # noqa: E402
 from wgimask.evaluation import load_evaluation_images  # noqa: E402
-
-
-def psnr(u: np.ndarray, f: np.ndarray) -> float:
-    """PSNR in dB for values in [0, 1] (the inpainting clipped to it)."""
-    return float(10 * np.log10(1.0 / np.mean((np.clip(u, 0, 1) - f) ** 2)))
+from wgimask.metrics import psnr  # noqa: E402
 
 
 def row(images, densities, label, make) -> None:
@@ -54,7 +50,7 @@ def row(images, densities, label, make) -> None:
             start = time.process_time()
             mask = make(f, d, i)
             seconds += time.process_time() - start
-            scores.append(psnr(inpaint(f, mask), f))
+            scores.append(psnr(f, np.clip(inpaint(f, mask), 0, 1)))
         cells.append(f"{np.mean(scores):.2f} ({seconds / len(images):.3f} s)")
     print(f"| {label} | {' | '.join(cells)} |", flush=True)
 
