@@ -22,16 +22,27 @@ _entry.import_tensorflow_quietly()
 
 from absl import app, flags, logging  # noqa: E402
 
-from wgimask import run_folder, training, warm_start  # noqa: E402
+from wgimask import run_folder  # noqa: E402
+from wgimask.config import (  # noqa: E402
+    BINARISATION_OPERATORS,
+    LR_SCHEDULES,
+    MODEL_SIZES,
+    MODES,
+    PRECISIONS,
+    PRESETS,
+    VALIDATION_CROPS,
+    TrainingConfig,
+)
+from wgimask.train import loop, warm_start  # noqa: E402
 
-_DEFAULTS = training.TrainingConfig()
+_DEFAULTS = TrainingConfig()
 FLAGS = flags.FLAGS
 
 flags.DEFINE_float("density", _DEFAULTS.density, "Target mask density D in (0, 1).")
 flags.DEFINE_enum(
     "mode",
     _DEFAULTS.mode,
-    training.MODES,
+    MODES,
     "joint: mask GAN; inpaint: inpainting WGAN on uniformly random masks; "
     "mask: the mask generator alone against exact diffusion "
     "(needs --mask_operator=diffusion).",
@@ -59,7 +70,7 @@ flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam learning rate
 flags.DEFINE_enum(
     "lr_schedule",
     _DEFAULTS.lr_schedule,
-    training.LR_SCHEDULES,
+    LR_SCHEDULES,
     "Learning-rate schedule.",
 )
 flags.DEFINE_float("alpha", _DEFAULTS.alpha, "Adversarial weight of Eq. 3.")
@@ -67,13 +78,13 @@ flags.DEFINE_float("beta", _DEFAULTS.beta, "Inpainting-error weight of Eq. 4.")
 flags.DEFINE_enum(
     "binarisation",
     _DEFAULTS.binarisation,
-    training.BINARISATION_OPERATORS,
+    BINARISATION_OPERATORS,
     "Mask binarisation (Table 1).",
 )
 flags.DEFINE_enum(
     "model_size",
     _DEFAULTS.model_size,
-    sorted(training.MODEL_SIZES),
+    sorted(MODEL_SIZES),
     "Network width; 'paper' is the reference.",
 )
 flags.DEFINE_string(
@@ -88,7 +99,7 @@ flags.DEFINE_float(
 flags.DEFINE_enum(
     "validation_crops",
     _DEFAULTS.validation_crops,
-    training.VALIDATION_CROPS,
+    VALIDATION_CROPS,
     "center: one centre crop per validation image (the paper); tiles: a grid of "
     "crops; auto: tiles for the embedded photos, center for --data_dir.",
 )
@@ -103,7 +114,7 @@ flags.DEFINE_boolean(
 flags.DEFINE_enum(
     "precision",
     _DEFAULTS.precision,
-    training.PRECISIONS,
+    PRECISIONS,
     "Keras dtype policy; the mixed ones are for GPUs (float32 losses, mask, Eq. 1).",
 )
 # Not in the paper (docs/learned-masks.md); all off by default and in presets.
@@ -162,7 +173,7 @@ flags.DEFINE_multi_string(
 flags.DEFINE_enum(
     "preset",
     None,
-    sorted(training.PRESETS),
+    sorted(PRESETS),
     "The paper's settings; flags given explicitly still win.",
 )
 flags.DEFINE_boolean("export_only", False, "Export an existing --model_dir and stop.")
@@ -174,9 +185,9 @@ flags.DEFINE_boolean(
 )
 
 
-def config_from_flags() -> training.TrainingConfig:
+def config_from_flags() -> TrainingConfig:
     """Packs the flags into a validated `TrainingConfig`."""
-    fields = {f.name for f in dataclasses.fields(training.TrainingConfig)}
+    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
     values = {name: FLAGS[name].value for name in fields if name in FLAGS}
     values["channels"] = 3 if FLAGS.color == "rgb" else 1
     # The flags spell "off" as a word; the config holds None.
@@ -191,10 +202,10 @@ def config_from_flags() -> training.TrainingConfig:
             values[name] = None
     values["init_from"] = tuple(FLAGS.init_from) if FLAGS.init_from else None
     if FLAGS.preset:
-        for name, value in training.PRESETS[FLAGS.preset].items():
+        for name, value in PRESETS[FLAGS.preset].items():
             if not FLAGS[name].present:
                 values[name] = value
-    return training.TrainingConfig(**values).validate()
+    return TrainingConfig(**values).validate()
 
 
 def main(argv):
@@ -210,23 +221,23 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     if FLAGS.export_only:
         try:
-            print(f"Exported {training.export_run(config.model_dir)}")
+            print(f"Exported {loop.export_run(config.model_dir)}")
         except (FileNotFoundError, ValueError) as error:
             sys.exit(f"train.py: --export_only: {error}")
         return
     try:
         # Data problems are reported before any model is built.
-        images = training.prepare_images(config)
+        images = loop.prepare_images(config)
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
         message = str(error)
         if not message.startswith("validation_dir: "):
             message = f"data_dir: {message}"
         sys.exit(f"train.py: --{message}")
     try:
-        trainer = training.train(config, images=images, overwrite=FLAGS.overwrite)
+        trainer = loop.train(config, images=images, overwrite=FLAGS.overwrite)
     except (
         run_folder.RunFolderError,
-        training.NonFiniteError,
+        loop.NonFiniteError,
         warm_start.WarmStartError,
     ) as error:
         print(flush=True)  # end the progress bar's line

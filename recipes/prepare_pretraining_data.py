@@ -6,7 +6,7 @@
 Sources (nothing is downloaded; the Debian packages are installed beforehand,
 as a step of the training recipe, never at run time):
 
-* the six photos embedded in scikit-image's wheel (`wgimask.data`), training only;
+* the six photos embedded in scikit-image's wheel (`wgimask.train.data`), training only;
 * Debian's ``mate-backgrounds``, folder ``nature/`` (12 photos, GPL-2+);
 * Debian's ``lomiri-wallpapers-16.04`` (15 photos, CC BY-SA / CC BY; authors in
   the file names and the package's copyright file).
@@ -112,7 +112,7 @@ def write_scales(image: Image.Image, stem: str, folder: pathlib.Path) -> int:
 
 def main(argv):
     del argv
-    from wgimask import data  # absl first, then TensorFlow via wgimask
+    from wgimask.train import data  # absl first, then TensorFlow via wgimask
 
     try:
         photos = package_photos()

@@ -62,7 +62,7 @@ def ship(run: pathlib.Path, target: pathlib.Path) -> dict:
     if not (export / "lite" / "manifest.json").is_file():
         raise FileNotFoundError(
             f"{export / 'lite'} is missing; write it with "
-            f"`python -m wgimask.lite {run}`"
+            f"`python -m wgimask.serve.lite {run}`"
         )
     leaves.append("lite")
     if target.exists():

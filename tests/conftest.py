@@ -31,8 +31,8 @@ def tiny_run(tmp_path_factory):
     """
     import json
 
-    from wgimask import export
-    from wgimask.networks import InpaintingGenerator, MaskGenerator
+    from wgimask.nn.networks import InpaintingGenerator, MaskGenerator
+    from wgimask.serve import export
 
     run = tmp_path_factory.mktemp("tiny_run")
     keras.utils.set_random_seed(7)

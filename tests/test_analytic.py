@@ -1,4 +1,4 @@
-"""Tests for analytic masks (wgimask.baselines.analytic)."""
+"""Tests for analytic masks (wgimask.masks.analytic)."""
 
 import time
 
@@ -7,13 +7,8 @@ import pytest
 from helpers import diffusion_mae, photo_crop
 
 from wgimask.baselines import analytic_mask, electrostatic_mask, random_mask
-from wgimask.baselines.analytic import (
-    analytic_density,
-    auto_sigma,
-    bayer_matrix,
-    halftone,
-    ordered_dither,
-)
+from wgimask.masks.analytic import analytic_density, auto_sigma
+from wgimask.masks.halftoning import bayer_matrix, halftone, ordered_dither
 
 
 @pytest.mark.parametrize("density", [0.01, 0.05, 0.1, 0.2, 0.5, 0.9])
@@ -169,7 +164,7 @@ def test_bad_input_is_rejected():
 
 @pytest.mark.parametrize("density", [0.05, 0.2])
 def test_halftone_density_is_the_analytic_masks_halftoning(density):
-    from wgimask.baselines import analytic
+    from wgimask.masks import analytic
 
     image = photo_crop("astronaut", 64)
     rho = analytic.analytic_density(

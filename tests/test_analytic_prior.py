@@ -1,4 +1,4 @@
-"""Tests for the analytic density in TensorFlow (wgimask.analytic_prior)."""
+"""Tests for the analytic density in TensorFlow (wgimask.nn.analytic_prior)."""
 
 import keras
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from helpers import photo_crop
 from scipy import ndimage
 
-from wgimask.analytic_prior import AnalyticDensity, analytic_importance, auto_sigma
+from wgimask.nn.analytic_prior import AnalyticDensity, analytic_importance, auto_sigma
 
 
 def _scipy_density(image, sigma, exponent):
@@ -43,7 +43,7 @@ def test_flat_images_give_zero_and_layer_round_trips():
     assert (clone.sigma, clone.exponent) == (2.0, 0.5)
     np.testing.assert_allclose(model(images), clone(images), atol=0)
     # The numpy analytic masks' rule, so the prior starts at their mask.
-    from wgimask.baselines import analytic
+    from wgimask.masks import analytic
 
     assert auto_sigma is analytic.auto_sigma
     assert auto_sigma(0.05) == 2.0 and auto_sigma(0.1) == 1.0

@@ -3,16 +3,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wgimask import dither, fused_conv
-from wgimask.blocks import (
+from wgimask.nn import dither, fused_conv
+from wgimask.nn.blocks import (
     DilatedConv2DTranspose,
     FrobeniusNormConstraint,
     FunnelBlock,
     ParallelDilatedBlock,
     hard_sigmoid,
 )
-from wgimask.fused_conv import fused_convolution, reference_ops
-from wgimask.mask_layers import (
+from wgimask.nn.fused_conv import fused_convolution, reference_ops
+from wgimask.nn.mask_layers import (
     Binarization,
     InpaintingConstraint,
     round_straight_through,

@@ -88,7 +88,7 @@ def test_rerun_refuses_to_overwrite_without_the_flag(model_dir, tmp_path, capsys
 
 @pytest.mark.parametrize("method", ["random", "analytic", "electrostatic", "densify"])
 def test_model_free_masks_need_no_model(tmp_path, capsys, monkeypatch, method):
-    from wgimask import model_files
+    from wgimask.serve import model_files
 
     # No model may be loaded: shipped ones are hidden.
     monkeypatch.setattr(model_files, "PRETRAINED_DIR", tmp_path / "none")

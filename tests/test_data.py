@@ -1,4 +1,4 @@
-"""Tests for wgimask.data: files, decoding, crops, split, pipelines, masks."""
+"""Tests for wgimask.train.data: files, decoding, crops, split, pipelines, masks."""
 
 import logging
 import pathlib
@@ -9,9 +9,9 @@ import tensorflow as tf
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from wgimask import data
+from wgimask.train import data
 
-LOGGER = "wgimask.data"
+LOGGER = "wgimask.train.data"
 
 
 def _save(path: pathlib.Path, array: np.ndarray, fmt: str) -> pathlib.Path:

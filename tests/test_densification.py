@@ -1,11 +1,11 @@
-"""Tests for densification masks (wgimask.baselines.densification)."""
+"""Tests for densification masks (wgimask.masks.densification)."""
 
 import numpy as np
 import pytest
 from helpers import photo_crop
 
 from wgimask.baselines import analytic_mask, densification_mask, inpaint
-from wgimask.baselines.densification import _largest, densification_radius
+from wgimask.masks.densification import _largest, densification_radius
 
 
 @pytest.mark.parametrize(

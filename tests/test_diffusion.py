@@ -1,11 +1,11 @@
-"""Tests for homogeneous diffusion inpainting (wgimask.baselines.diffusion)."""
+"""Tests for homogeneous diffusion inpainting (wgimask.diffusion.inpainting)."""
 
 import numpy as np
 import pytest
 from skimage import data
 
 from wgimask.baselines import inpaint, random_mask
-from wgimask.baselines.diffusion import grid
+from wgimask.diffusion.inpainting import grid
 
 
 def _photo(name: str, size: int) -> np.ndarray:
@@ -23,7 +23,7 @@ def test_nested_dissection_is_a_permutation():
 
 @pytest.mark.parametrize(
     "solver, tol",
-    [("direct", 1e-10), ("cg", 1e-5), ("multigrid", 1e-5), ("multigrid_scipy", 1e-5)],
+    [("direct", 1e-10), ("cg", 1e-5), ("multigrid", 1e-5)],
 )
 def test_harmonic_functions_are_reproduced(solver, tol):
     h, w = 30, 40
@@ -69,7 +69,7 @@ def test_full_mask_returns_the_image():
     assert u is not f
 
 
-@pytest.mark.parametrize("solver", ["direct", "cg", "multigrid", "multigrid_scipy"])
+@pytest.mark.parametrize("solver", ["direct", "cg", "multigrid"])
 def test_one_known_pixel_gives_a_constant_image(solver):
     f = _photo("coffee", 20)
     mask = np.zeros((20, 20), dtype=int)
@@ -120,33 +120,8 @@ def test_bad_rtol_is_rejected(rtol, solver):
         inpaint(f, mask, solver=solver, rtol=rtol)
 
 
-@pytest.mark.parametrize("kind", ["random", "analytic"])
-@pytest.mark.parametrize("shape", [(96, 80, 3), (61, 130)])
-def test_scipy_multigrid_agrees_with_the_direct_solver(kind, shape):
-    # Big enough for several multigrid levels (coarsest: 600 unknowns).
-    from wgimask.baselines import analytic_mask
-    from wgimask.baselines.multigrid import solve_multigrid
-
-    f = _photo("astronaut", 140)[: shape[0], : shape[1]]
-    if len(shape) == 2:
-        f = f.mean(axis=2)
-    if kind == "random":
-        mask = random_mask(f.shape, 0.05, seed=1)
-    else:
-        mask = analytic_mask(f, 0.05)
-    u_direct = inpaint(f, mask, solver="direct")
-    u_mg = inpaint(f, mask, solver="multigrid_scipy")
-    assert np.abs(u_mg - u_direct).max() < 1e-4
-    assert np.array_equal(u_mg[mask], f[mask])
-    # Far fewer iterations than plain CG (hundreds here).
-    f3 = f.reshape(f.shape[0], f.shape[1], -1)
-    g = grid(*f.shape[:2])
-    _, iterations = solve_multigrid(g, mask.ravel(), f3.reshape(-1, f3.shape[2]))
-    assert 0 < iterations <= 20
-
-
 def test_auto_solver_is_direct_on_small_images():
-    from wgimask.baselines.diffusion import AUTO_DIRECT_PIXELS
+    from wgimask.diffusion.inpainting import AUTO_DIRECT_PIXELS
 
     f = _photo("coffee", 32)
     mask = random_mask(f.shape, 0.1, seed=0)
@@ -201,8 +176,8 @@ def test_grid_multigrid_edge_masks_and_thin_images():
 
 @pytest.mark.parametrize("rtol", [1e-3, 1e-8])
 def test_grid_multigrid_honours_rtol(rtol):
-    from wgimask.baselines.diffusion import reduced_system
-    from wgimask.baselines.gridmg import solve_grid_multigrid
+    from wgimask.diffusion.inpainting import reduced_system
+    from wgimask.diffusion.multigrid import solve_grid_multigrid
 
     f = _crop("astronaut", (83, 64, 3))
     mask = random_mask(f.shape, 0.05, seed=4)
@@ -220,7 +195,7 @@ def test_grid_multigrid_honours_rtol(rtol):
 def test_grid_multigrid_other_sweep_counts_agree_with_the_direct_solver(sweeps):
     # The default is 2 sweeps; the pipelined passes must stay exact
     # red-black Gauss-Seidel for any count (odd sizes: partial 2x2 blocks).
-    from wgimask.baselines.gridmg import solve_grid_multigrid
+    from wgimask.diffusion.multigrid import solve_grid_multigrid
 
     f = _crop("astronaut", (77, 91, 3))
     mask = random_mask(f.shape, 0.05, seed=5)
@@ -234,9 +209,9 @@ def test_grid_multigrid_other_sweep_counts_agree_with_the_direct_solver(sweeps):
 def test_grid_multigrid_compiles_once_for_all_sizes():
     # Levels are passed as fixed-length tuples, so images with different
     # numbers of levels share one compiled solver (no load per size).
-    from wgimask.baselines import _gridmg_kernels
+    from wgimask.diffusion import multigrid_pcg
 
     for shape in [(20, 30, 3), (97, 75, 3)]:
         f = _crop("astronaut", shape)
         inpaint(f, random_mask(f.shape, 0.05, seed=0), solver="multigrid")
-    assert len(_gridmg_kernels._pcg.signatures) == 1
+    assert len(multigrid_pcg.pcg.signatures) == 1

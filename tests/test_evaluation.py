@@ -1,6 +1,6 @@
 """Tests for wgimask.evaluation and the evaluate.py entry script.
 
-Learned methods run tiny untrained networks exported by `wgimask.export`, read
+Learned methods run tiny untrained networks exported by `wgimask.serve.export`, read
 back through `wgimask.inference` as the command does.
 """
 
@@ -20,6 +20,7 @@ from PIL import Image
 
 from wgimask import evaluation
 from wgimask.evaluation import EvaluationConfig, Method, parse_method
+from wgimask.evaluation import run as evaluation_run
 
 REPO = Path(__file__).resolve().parents[1]
 DENSITIES = (0.1, 0.2)
@@ -154,10 +155,10 @@ def test_own_nlpe_cycles_are_those_steps_of_the_same_exchange():
 
     rng = np.random.default_rng(3)
     images = rng.random((2, 16, 16, 3))
-    own = evaluation._Pipeline(
+    own = evaluation_run._Pipeline(
         EvaluationConfig(methods=("analytic+nlpe0.5+hd",), nlpe_cycles=2), None
     ).masks("analytic+nlpe0.5", images, 0.1, [0, 1])
-    flag = evaluation._Pipeline(
+    flag = evaluation_run._Pipeline(
         EvaluationConfig(methods=("analytic+nlpe+hd",), nlpe_cycles=0.5), None
     ).masks("analytic+nlpe", images, 0.1, [0, 1])
     np.testing.assert_array_equal(own.masks, flag.masks)
@@ -252,15 +253,15 @@ def test_missing_models_say_what_to_pass_or_train(tmp_path):
 
 def test_top_confidence_mask_is_exact_and_deterministic():
     confidence = np.array([[0.9, 0.5, 0.5], [0.5, 0.1, 0.95]])
-    mask = evaluation.top_confidence_mask(confidence[..., None], 3)
+    mask = evaluation_run.top_confidence_mask(confidence[..., None], 3)
     # 0.95 and 0.9, then the first of the tied 0.5 values in raster order.
     assert mask.tolist() == [[True, True, False], [False, False, True]]
-    assert evaluation.point_count(0.05, (64, 64)) == 205
+    assert evaluation_run.point_count(0.05, (64, 64)) == 205
 
 
 def test_diffusion_from_an_empty_mask_is_an_error():
-    pipeline = evaluation._Pipeline(EvaluationConfig(methods=("mg+hd",)), None)
-    empty = evaluation._MaskResult(np.zeros((1, 16, 16), bool), 0.0)
+    pipeline = evaluation_run._Pipeline(EvaluationConfig(methods=("mg+hd",)), None)
+    empty = evaluation_run._MaskResult(np.zeros((1, 16, 16), bool), 0.0)
     with pytest.raises(evaluation.EvaluationError, match="no point"):
         pipeline.inpaint(parse_method("mg+hd"), np.zeros((1, 16, 16, 3)), empty, 0.1)
 
@@ -530,7 +531,7 @@ def test_learned_masks_are_those_of_the_command(models_dir, image_dir):
     )
     needs = evaluation.check_models(config)
     models = evaluation.LearnedModels(models_dir, needs, SIZE)
-    pipeline = evaluation._Pipeline(config, models)
+    pipeline = evaluation_run._Pipeline(config, models)
     # Larger than the models' crop: tiled, exactly as `wgimask` tiles it.
     images = np.random.default_rng(4).uniform(size=(2, 2 * SIZE, 3 * SIZE, 3))
     images = images.astype(np.float32)

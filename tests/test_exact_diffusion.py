@@ -1,4 +1,4 @@
-"""Tests for the differentiable diffusion operator (wgimask.exact_diffusion)."""
+"""Tests for the differentiable diffusion operator (wgimask.nn.exact_diffusion)."""
 
 import os
 import textwrap
@@ -10,7 +10,7 @@ import tensorflow as tf
 from helpers import photo_crop, run_python
 
 from wgimask.baselines import inpaint, random_mask
-from wgimask.exact_diffusion import DiffusionInpainting, diffusion_inpaint, solve
+from wgimask.nn.exact_diffusion import DiffusionInpainting, diffusion_inpaint, solve
 
 PHOTOS = ("astronaut", "coffee", "chelsea")
 
@@ -185,7 +185,7 @@ def test_mirrored_strategy_matches_one_device():
         import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
         from helpers import photo_crop
         from wgimask.baselines import random_mask
-        from wgimask.exact_diffusion import diffusion_inpaint
+        from wgimask.nn.exact_diffusion import diffusion_inpaint
         f = np.stack([photo_crop(n, 16) for n in ("astronaut", "coffee")])
         c = np.stack([random_mask((16, 16), 0.2, seed=i) for i in range(2)])
         f, c = tf.constant(f, tf.float32), tf.constant(c[..., None], tf.float32)

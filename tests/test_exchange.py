@@ -1,4 +1,4 @@
-"""Tests for non-local pixel exchange (wgimask.baselines.exchange)."""
+"""Tests for non-local pixel exchange (wgimask.masks.exchange)."""
 
 import numpy as np
 import pytest
@@ -9,8 +9,8 @@ from wgimask.baselines import (
     probabilistic_sparsification,
     random_mask,
 )
-from wgimask.baselines.diffusion import grid, solve_direct
-from wgimask.baselines.exchange import IncrementalInpainter
+from wgimask.diffusion.inpainting import grid, solve_direct
+from wgimask.masks.exchange import IncrementalInpainter
 
 
 def test_low_rank_updates_match_a_fresh_solve():

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 from helpers import run_python
 
-from wgimask import export
-from wgimask.networks import Critic, InpaintingGenerator, MaskGenerator
+from wgimask.nn.networks import Critic, InpaintingGenerator, MaskGenerator
+from wgimask.serve import export
 
 
 @pytest.fixture(scope="module")

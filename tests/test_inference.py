@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from helpers import run_python, synthetic_image
 
-from wgimask import data, inference
+from wgimask import inference
+from wgimask.train import data
 
 TILE = 32
 
@@ -129,7 +130,7 @@ def test_shipped_model_mask_shows_no_tile_structure_on_a_real_photo():
 
 def test_lazy_package_imports_do_not_load_tensorflow():
     code = (
-        "import sys, wgimask.baselines, wgimask.metrics, wgimask.devices, "
+        "import sys, wgimask.baselines, wgimask.evaluation.metrics, wgimask.devices, "
         "wgimask.inference; import wgimask; wgimask.__version__; "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
@@ -149,8 +150,9 @@ def test_prior_and_prefilled_models_see_the_whole_image(tmp_path):
     import keras
     from helpers import photo_crop
 
-    from wgimask import baselines, export
-    from wgimask.networks import InpaintingGenerator, MaskGenerator
+    from wgimask import baselines
+    from wgimask.nn.networks import InpaintingGenerator, MaskGenerator
+    from wgimask.serve import export
 
     keras.utils.set_random_seed(3)
     export.export_models(

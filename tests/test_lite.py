@@ -1,4 +1,4 @@
-"""wgimask.lite and the two inference runtimes: LiteRT without TensorFlow, Keras."""
+"""wgimask.serve.lite and both inference runtimes: LiteRT without TensorFlow, Keras."""
 
 import json
 import shutil
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from helpers import photo_crop, run_python, synthetic_image
 
-from wgimask import inference, lite
-from wgimask.stateless_noise import stateless_normal
+from wgimask import inference
+from wgimask.nn.stateless_noise import stateless_normal
+from wgimask.serve import lite
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +78,14 @@ def test_auto_runtime_is_litert_and_a_stale_folder_falls_back(
     model = inference.Model.load(run)
     assert model.runtime == "keras"
     note = capsys.readouterr().err
-    assert "other weights" in note and f"python -m wgimask.lite {run}" in note
+    assert "other weights" in note and f"python -m wgimask.serve.lite {run}" in note
     with pytest.raises(inference.ModelError, match="cannot run .* with LiteRT"):
         inference.Model.load(run, "litert")
     with pytest.raises(inference.ModelError, match="runtime must be one of"):
         inference.Model.load(run, "onnx")
     # Rebuilt from the exported weights, it serves again, with the same numbers.
     shutil.rmtree(run / "export" / "lite")
-    assert lite.main(["wgimask.lite", str(run)]) == 0
+    assert lite.main(["wgimask.serve.lite", str(run)]) == 0
     assert (
         lite.lite_problem(run / "export", json.loads((run / "config.json").read_text()))
         is None
@@ -98,9 +99,9 @@ def test_auto_runtime_is_litert_and_a_stale_folder_falls_back(
 
 
 def test_rebuild_command_without_folders_is_a_usage_error(capsys):
-    assert lite.main(["wgimask.lite"]) == 2
+    assert lite.main(["wgimask.serve.lite"]) == 2
     assert "give one or more run folders" in capsys.readouterr().err
-    assert lite.main(["wgimask.lite", "/nonexistent/run"]) == 1
+    assert lite.main(["wgimask.serve.lite", "/nonexistent/run"]) == 1
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -142,8 +143,8 @@ def test_grey_mixed_precision_export_converts_float32_parts(tmp_path):
     runtime does; grey networks take one channel."""
     import keras
 
-    from wgimask import export
-    from wgimask.networks import InpaintingGenerator, MaskGenerator
+    from wgimask.nn.networks import InpaintingGenerator, MaskGenerator
+    from wgimask.serve import export
 
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wgimask.losses import (
+from wgimask.nn.losses import (
     critic_loss,
     generator_loss,
     mask_density,

@@ -1,9 +1,9 @@
-"""Tests for wgimask.metrics: PSNR, MAE (0-255) and SSIM."""
+"""Tests for wgimask.evaluation.metrics: PSNR, MAE (0-255) and SSIM."""
 
 import numpy as np
 import pytest
 
-from wgimask import metrics
+from wgimask.evaluation import metrics
 
 
 def _smooth_image(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

@@ -4,14 +4,14 @@ import pytest
 import tensorflow as tf
 from helpers import photo_crop
 
-from wgimask.analytic_prior import analytic_importance, auto_sigma
 from wgimask.baselines import inpaint as baseline_inpaint
-from wgimask.blocks import FrobeniusNormConstraint
-from wgimask.dither import normalise_density
-from wgimask.exact_diffusion import diffusion_inpaint
-from wgimask.fused_conv import reference_ops
-from wgimask.losses import mask_density
-from wgimask.networks import (
+from wgimask.nn.analytic_prior import analytic_importance, auto_sigma
+from wgimask.nn.blocks import FrobeniusNormConstraint
+from wgimask.nn.dither import normalise_density
+from wgimask.nn.exact_diffusion import diffusion_inpaint
+from wgimask.nn.fused_conv import reference_ops
+from wgimask.nn.losses import mask_density
+from wgimask.nn.networks import (
     MODEL_SIZES,
     Critic,
     InpaintingGenerator,

@@ -1,4 +1,4 @@
-"""Densified mask points (``--mask_points=densify``): wgimask.point_placement
+"""Densified mask points (``--mask_points=densify``): wgimask.masks.point_placement
 and point_placement_graph."""
 
 import json
@@ -10,20 +10,21 @@ import pytest
 import tensorflow as tf
 from helpers import photo_crop, write_images
 
-from wgimask import export, inference
+from wgimask import inference
 from wgimask.baselines import densification_mask
-from wgimask.dither import point_count
-from wgimask.exact_diffusion import diffusion_inpaint
-from wgimask.model_files import PRETRAINED_DIR, read_config
-from wgimask.network_parts import load_networks
-from wgimask.point_placement import densified_mask, point_weights
-from wgimask.point_placement_graph import (
+from wgimask.config import TrainingConfig
+from wgimask.masks.point_placement import densified_mask, point_weights
+from wgimask.nn.dither import point_count
+from wgimask.nn.exact_diffusion import diffusion_inpaint
+from wgimask.nn.point_placement_graph import (
     densified_masks,
     densify_graph,
     straight_through,
 )
-from wgimask.trainer import Trainer
-from wgimask.training import TrainingConfig
+from wgimask.serve import export
+from wgimask.serve.model_files import PRETRAINED_DIR, read_config
+from wgimask.serve.parts import load_networks
+from wgimask.train.trainer import Trainer
 
 #: The options mask_points="densify" needs.
 DENSIFY = dict(

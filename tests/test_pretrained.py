@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wgimask import cli, data, inference
+from wgimask import cli, inference
+from wgimask.train import data
 
 DENSITIES = (0.05, 0.1, 0.2)
 

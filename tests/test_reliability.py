@@ -15,9 +15,12 @@ import pytest
 import tensorflow as tf
 from helpers import write_images
 
-from wgimask import export, run_folder, training
-from wgimask.networks import InpaintingGenerator
-from wgimask.training import NonFiniteError, TrainingConfig, train
+from wgimask import run_folder
+from wgimask.config import TrainingConfig
+from wgimask.nn.networks import InpaintingGenerator
+from wgimask.serve import export
+from wgimask.train.loop import NonFiniteError, train
+from wgimask.train.trainer import Trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = dict(
@@ -214,7 +217,7 @@ def test_missed_validation_of_a_finished_epoch_is_redone(photos, tmp_path, monke
         raise KeyboardInterrupt("killed between checkpoint and validation")
 
     with monkeypatch.context() as patch:
-        patch.setattr(training.Trainer, "validate", killed)
+        patch.setattr(Trainer, "validate", killed)
         with pytest.raises(KeyboardInterrupt):
             train(config, export=False)
     model_dir = pathlib.Path(config.model_dir)
@@ -223,7 +226,7 @@ def test_missed_validation_of_a_finished_epoch_is_redone(photos, tmp_path, monke
     train(config, export=False)
     best = json.loads((model_dir / "best" / "best.json").read_text())
     assert best["step"] == 2 and np.isfinite(best["mask_loss"])
-    assert json.loads((model_dir / training.VALIDATED).read_text()) == {"step": 2}
+    assert json.loads((model_dir / run_folder.VALIDATED).read_text()) == {"step": 2}
 
 
 # --- No silent NaN ----------------------------------------------------------------

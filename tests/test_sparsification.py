@@ -1,4 +1,4 @@
-"""Tests for probabilistic sparsification (wgimask.baselines.sparsification)."""
+"""Tests for probabilistic sparsification (wgimask.masks.sparsification)."""
 
 import numpy as np
 import pytest

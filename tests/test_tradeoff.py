@@ -6,7 +6,12 @@ from PIL import Image
 
 from wgimask import evaluation
 from wgimask.evaluation import EvaluationConfig, parse_method
-from wgimask.tradeoff import pareto_front, tradeoff_figure_name, write_tradeoff_figure
+from wgimask.evaluation import run as evaluation_run
+from wgimask.evaluation.tradeoff import (
+    pareto_front,
+    tradeoff_figure_name,
+    write_tradeoff_figure,
+)
 
 
 def test_pareto_front():
@@ -97,7 +102,7 @@ def test_run_with_analytic_methods_writes_tradeoff_figures(tmp_path):
 
 def test_nlpe_from_an_empty_raw_mask_gan_mask_is_an_error():
     config = EvaluationConfig(methods=("mg+nlpe+hd",), mg_density="raw")
-    pipeline = evaluation._Pipeline(config, None)
-    cache = {"mg": evaluation._MaskResult(np.zeros((1, 16, 16), bool), 0.0)}
+    pipeline = evaluation_run._Pipeline(config, None)
+    cache = {"mg": evaluation_run._MaskResult(np.zeros((1, 16, 16), bool), 0.0)}
     with pytest.raises(evaluation.EvaluationError, match="no point"):
         pipeline.masks("mg+nlpe", np.zeros((1, 16, 16, 3)), 0.1, [0], cache)

@@ -16,7 +16,7 @@ from helpers import write_images
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
-from wgimask import training  # noqa: E402
+from wgimask.config import TrainingConfig  # noqa: E402
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_resuming_with_another_model_size_stops_with_one_line(flags_parsed, tmp_
     # A saved run (config and a checkpoint folder) of another model size.
     model_dir = tmp_path / "run"
     (model_dir / "checkpoints").mkdir(parents=True)
-    saved = dataclasses.asdict(training.TrainingConfig(model_dir=str(model_dir)))
+    saved = dataclasses.asdict(TrainingConfig(model_dir=str(model_dir)))
     (model_dir / "config.json").write_text(json.dumps(saved))
     write_images(tmp_path / "photos", count=3)
     flags_parsed(

@@ -6,8 +6,10 @@ import pytest
 import tensorflow as tf
 from helpers import synthetic_image, write_images
 
-from wgimask import data
-from wgimask.training import Trainer, TrainingConfig, prepare_images, train
+from wgimask.config import TrainingConfig
+from wgimask.train import data
+from wgimask.train.loop import prepare_images, train
+from wgimask.train.trainer import Trainer
 
 TINY = dict(
     image_size=32,
@@ -146,7 +148,7 @@ def test_validation_dir_keeps_every_data_dir_image_for_training(tmp_path):
 
 
 def test_progress_is_plain_lines_when_not_on_a_terminal(capsys):
-    from wgimask.training import _PlainProgress, _progress
+    from wgimask.train.loop import _PlainProgress, _progress
 
     progress = _progress(3, ["loss"])  # pytest's stdout is no terminal
     assert isinstance(progress, _PlainProgress)

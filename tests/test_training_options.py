@@ -11,13 +11,15 @@ import pytest
 import tensorflow as tf
 from helpers import write_images
 
-from wgimask import export, run_folder
-from wgimask.baselines.analytic import halftone_density
-from wgimask.dither import binarise_confidence, point_count
-from wgimask.networks import InpaintingGenerator, MaskGenerator
-from wgimask.trainer import Trainer
-from wgimask.training import HISTORY, PRESETS, TrainingConfig, train
-from wgimask.warm_start import WarmStartError, warm_start
+from wgimask import run_folder
+from wgimask.config import PRESETS, TrainingConfig
+from wgimask.masks.analytic import halftone_density
+from wgimask.nn.dither import binarise_confidence, point_count
+from wgimask.nn.networks import InpaintingGenerator, MaskGenerator
+from wgimask.serve import export
+from wgimask.train.loop import train
+from wgimask.train.trainer import Trainer
+from wgimask.train.warm_start import WarmStartError, warm_start
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = dict(
@@ -110,7 +112,8 @@ def test_mask_mode_trains_m_alone_and_logs_both_psnrs(mask_run):
     # g is the untrained prefilled generator: exactly diffusion.
     assert trainer.generator.prefill == "diffusion"
     (row,) = [
-        json.loads(x) for x in (trainer.model_dir / HISTORY).read_text().splitlines()
+        json.loads(x)
+        for x in (trainer.model_dir / run_folder.HISTORY).read_text().splitlines()
     ]
     assert row["step"] == 2 and row["psnr"] == pytest.approx(row["psnr_hd"], abs=1e-3)
     assert row["train_seconds"] > 0 and row["train_cpu_seconds"] > 0
@@ -189,7 +192,7 @@ def test_halftoned_generator_masks_are_the_inference_masks(photos, tmp_path):
     """g and d see m's density halftoned as wgimask.inference does (seed 0 in
     validation, a new seed per image and step in training); m's own loss
     still sees its dithered mask."""
-    from wgimask.exact_diffusion import diffusion_inpaint
+    from wgimask.nn.exact_diffusion import diffusion_inpaint
 
     config = TrainingConfig(
         data_dir=photos,

@@ -20,9 +20,10 @@ import tensorflow as tf
 from helpers import synthetic_image
 from test_training import TINY
 
-from wgimask import data
-from wgimask.fused_conv import reference_ops
-from wgimask.training import Trainer, TrainingConfig
+from wgimask.config import TrainingConfig
+from wgimask.nn.fused_conv import reference_ops
+from wgimask.train import data
+from wgimask.train.trainer import Trainer
 
 
 @pytest.mark.slow
@@ -36,8 +37,9 @@ def test_two_devices_match_one_device(tmp_path):
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
         from helpers import synthetic_image
-        from wgimask import data
-        from wgimask.training import Trainer, TrainingConfig
+        from wgimask.train import data
+        from wgimask.train.trainer import Trainer
+        from wgimask.config import TrainingConfig
         images = [synthetic_image(48, 64, seed=i) for i in range(3)]
         config = TrainingConfig(model_dir={str(tmp_path)!r}, **{TINY!r})
         weights = []

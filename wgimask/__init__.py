@@ -4,9 +4,9 @@ The main entry for Python users::
 
     mask, inpainting = wgimask.optimise_mask(image, 0.1)  # see wgimask.inference
 
-Imports are lazy: ``import wgimask.baselines``, ``wgimask.metrics`` and
+Imports are lazy: ``import wgimask.baselines``, ``wgimask.evaluation.metrics`` and
 ``wgimask.devices`` do not load TensorFlow. The networks and layers below load
-it on first use; importing ``wgimask.networks`` (or touching any of them, e.g.
+it on first use; importing ``wgimask.nn.networks`` (or touching any of them, e.g.
 ``wgimask.MaskGenerator``) registers the Keras layers, so that
 ``keras.models.load_model("generator.keras")`` works afterwards; so does
 ``import wgimask`` after ``import keras``.
@@ -27,22 +27,22 @@ __version__ = "0.1.0"
 
 # Public name -> module that defines it (imported on first access).
 _LAZY = {
-    "BINARISATION_OPERATORS": "wgimask.mask_layers",
-    "Binarization": "wgimask.mask_layers",
-    "DilatedConv2DTranspose": "wgimask.blocks",
-    "FrobeniusNormConstraint": "wgimask.blocks",
-    "FunnelBlock": "wgimask.blocks",
-    "InpaintingConstraint": "wgimask.mask_layers",
-    "ParallelDilatedBlock": "wgimask.blocks",
-    "hard_sigmoid": "wgimask.blocks",
-    "critic_loss": "wgimask.losses",
-    "generator_loss": "wgimask.losses",
-    "mask_loss": "wgimask.losses",
-    "MODEL_SIZES": "wgimask.networks",
-    "Critic": "wgimask.networks",
-    "InpaintingGenerator": "wgimask.networks",
-    "MaskGenerator": "wgimask.networks",
-    "draw_seed": "wgimask.networks",
+    "BINARISATION_OPERATORS": "wgimask.config",
+    "Binarization": "wgimask.nn.mask_layers",
+    "DilatedConv2DTranspose": "wgimask.nn.blocks",
+    "FrobeniusNormConstraint": "wgimask.nn.blocks",
+    "FunnelBlock": "wgimask.nn.blocks",
+    "InpaintingConstraint": "wgimask.nn.mask_layers",
+    "ParallelDilatedBlock": "wgimask.nn.blocks",
+    "hard_sigmoid": "wgimask.nn.blocks",
+    "critic_loss": "wgimask.nn.losses",
+    "generator_loss": "wgimask.nn.losses",
+    "mask_loss": "wgimask.nn.losses",
+    "MODEL_SIZES": "wgimask.config",
+    "Critic": "wgimask.nn.networks",
+    "InpaintingGenerator": "wgimask.nn.networks",
+    "MaskGenerator": "wgimask.nn.networks",
+    "draw_seed": "wgimask.nn.networks",
     "Model": "wgimask.inference",
     "optimise_mask": "wgimask.inference",
 }
@@ -53,7 +53,7 @@ __all__ = sorted(_LAZY)
 if "keras" in sys.modules:
     # Keras is loaded already (and TensorFlow with it), so registering the
     # layers costs nothing: `import keras, wgimask` then `load_model` works.
-    importlib.import_module("wgimask.networks")
+    importlib.import_module("wgimask.nn.networks")
 
 
 def __getattr__(name: str):

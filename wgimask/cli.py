@@ -162,7 +162,7 @@ def _save(array, path: pathlib.Path) -> None:
 
 def metrics_text(name: str, image, result) -> str:
     """PSNR, MAE and SSIM of one result; SSIM n/a below its 11x11 window."""
-    from wgimask import metrics
+    from wgimask.evaluation import metrics
 
     text = (
         f"{name} PSNR {metrics.psnr(image, result):.2f} dB, "
@@ -216,7 +216,7 @@ def process(path, outputs, density, method, model, channels, seed) -> str:
 def main(argv: list[str]) -> None:
     """Runs the command on the images named in argv."""
     started = time.perf_counter()
-    # No TensorFlow here: the shipped models run on LiteRT (`wgimask.lite`);
+    # No TensorFlow here: the shipped models run on LiteRT (`wgimask.serve.lite`);
     # a model without its lite/ folder imports it quietly when loaded.
     paths = [pathlib.Path(p) for p in argv[1:]]
     try:

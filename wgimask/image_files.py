@@ -19,9 +19,9 @@ Reading (`load_image`) goes through Pillow:
 * Multi-frame files (animated images, multi-page TIFF) use their first frame;
   EXIF orientation is applied.
 
-Unreadable files are skipped with a warning on the ``wgimask.data`` logger,
+Unreadable files are skipped with a warning on the ``wgimask.train.data`` logger,
 the name these functions logged under before they moved here from
-`wgimask.data` (which still re-exports them). This module does not import
+`wgimask.train.data` (which still re-exports them). This module does not import
 TensorFlow.
 """
 
@@ -37,8 +37,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-# The logger of `wgimask.data`, which users and the docs filter on.
-logger = logging.getLogger("wgimask.data")
+# The logger of `wgimask.train.data`, which users and the docs filter on.
+logger = logging.getLogger("wgimask.train.data")
 
 #: Accepted file suffixes (compared case-insensitively).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -199,7 +199,7 @@ def load_images(
     """Reads image files, skipping those that cannot be read.
 
     Each unreadable or corrupt file is skipped with one warning (logger
-    `wgimask.data`) that names it.
+    `wgimask.train.data`) that names it.
 
     Args:
         paths: Image files.

@@ -47,17 +47,31 @@ RESUMABLE_FIELDS = frozenset(
         "init_from",
     }
 )
+# The names of everything a run writes into its folder; no other module
+# spells them out.
+#: The run's `TrainingConfig` as JSON.
+CONFIG = "config.json"
+#: Checkpoints of the latest steps (`tf.train.CheckpointManager`).
+CHECKPOINTS = "checkpoints"
+#: The checkpoint of the best validated step, and `BEST_RECORD` in it.
+BEST = "best"
+#: ``{"mask_loss": ..., "step": ...}`` of the best validated step, in `BEST`.
+BEST_RECORD = "best.json"
+#: TensorBoard summaries.
+LOGS = "logs"
+#: The exported models (SavedModels, .keras files, LiteRT parts).
+EXPORT = "export"
+#: One JSON line per validation.
+HISTORY = "validation.jsonl"
+#: ``{"step": ...}`` of the last validated step, so a resumed run neither
+#: repeats nor skips a validation.
+VALIDATED = "validated.json"
 #: What a run writes into its folder (removed by `start_over`).
-RUN_CONTENTS = (
-    "checkpoints",
-    "best",
-    "logs",
-    "export",
-    "config.json",
-    "validation.json",
-    "validation.jsonl",
-)
+RUN_CONTENTS = (CHECKPOINTS, BEST, LOGS, EXPORT, CONFIG, HISTORY, VALIDATED)
 LOCK_NAME = ".lock"
+#: Prefix of the temporary folders an export is written to (renamed into
+#: place when complete).
+EXPORT_TEMP_PREFIX = ".export-"
 
 
 class RunFolderError(ValueError):
@@ -183,8 +197,8 @@ def check_resumable(model_dir: pathlib.Path, wanted: dict) -> None:
         RunFolderError: Naming the differing fields, saved and new values,
             and what to do.
     """
-    path = model_dir / "config.json"
-    if not path.exists() or not (model_dir / "checkpoints").exists():
+    path = model_dir / CONFIG
+    if not path.exists() or not (model_dir / CHECKPOINTS).exists():
         return
     try:
         saved = json.loads(path.read_text())
@@ -214,10 +228,8 @@ def remove_leftovers(model_dir: pathlib.Path) -> list[pathlib.Path]:
     Returns:
         The removed paths.
     """
-    from wgimask.export import EXPORT_TEMP_PREFIX
-
     leftovers = [p for p in model_dir.glob(f"{EXPORT_TEMP_PREFIX}*") if p.is_dir()]
-    for sub in ("checkpoints", "best"):
+    for sub in (CHECKPOINTS, BEST):
         leftovers += (model_dir / sub).glob("*_temp")
     for path in leftovers:
         if path.is_dir():

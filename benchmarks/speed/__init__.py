@@ -1,0 +1,1 @@
+"""Timings and ratios: networks, training step, solvers, baselines, the command."""

@@ -1,0 +1,1 @@
+"""The studies behind the defaults: analytic and densification masks, PS, tiles."""

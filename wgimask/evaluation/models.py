@@ -1,0 +1,242 @@
+"""The learned models an evaluation needs: which, where, and loading them.
+
+Split from `wgimask.evaluation`. Models are loaded with `wgimask.inference`,
+the same code the ``wgimask`` command runs, so an evaluation measures exactly
+what the command computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wgimask.evaluation.reports import EvaluationError
+
+if TYPE_CHECKING:
+    from wgimask.evaluation.config import EvaluationConfig, Method
+
+
+class MissingModelsError(FileNotFoundError):
+    """Learned models that a requested method needs are not there."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRequirement:
+    """One exported model that the requested methods need.
+
+    Attributes:
+        kind: ``mask_gan``, ``joint_inpainter`` or ``inpainter``.
+        density: The joint run's density; ``None`` for the inpainting-only WGAN.
+        methods: Names of the methods that need it.
+    """
+
+    kind: str
+    density: float | None
+    methods: tuple[str, ...]
+
+    def path(self, models_dir: str | Path) -> Path:
+        """Where the SavedModel lives under ``models_dir``."""
+        return model_path(models_dir, self.kind, self.density)
+
+    def describe(self) -> str:
+        """A short human description, e.g. 'mask GAN for density 0.05'."""
+        if self.kind == "mask_gan":
+            return f"mask GAN for density {self.density:g}"
+        if self.kind == "joint_inpainter":
+            return f"jointly trained inpainter for density {self.density:g}"
+        return "inpainting-only WGAN (trained on random masks)"
+
+    def how_to_get(self) -> str:
+        """What to train and export to provide this model."""
+        if self.kind == "inpainter":
+            return (
+                "train the inpainting-only WGAN on random masks with train.py "
+                "and export it to inpaint/export/inpainter"
+            )
+        return (
+            f"train the joint mask GAN at density {self.density:g} with train.py "
+            f"and export it to joint-{self.density:g}/export/"
+        )
+
+
+def model_path(models_dir: str | Path, kind: str, density: float | None) -> Path:
+    """The path of one exported model under a models folder.
+
+    Args:
+        models_dir: The ``--models`` folder.
+        kind: ``mask_gan``, ``joint_inpainter`` or ``inpainter``.
+        density: The joint run's density (ignored for ``inpainter``).
+
+    Returns:
+        ``DIR/joint-<D>/export/mask_gan``, ``DIR/joint-<D>/export/inpainter``
+        or ``DIR/inpaint/export/inpainter``.
+
+    Raises:
+        ValueError: For an unknown kind or a joint model without a density.
+    """
+    root = Path(models_dir)
+    if kind == "inpainter":
+        return root / "inpaint" / "export" / "inpainter"
+    if kind not in ("mask_gan", "joint_inpainter"):
+        raise ValueError(f"unknown model kind {kind!r}")
+    if density is None:
+        raise ValueError(f"a {kind} model needs a density, got None")
+    leaf = "mask_gan" if kind == "mask_gan" else "inpainter"
+    return root / f"joint-{density:g}" / "export" / leaf
+
+
+def required_models(
+    methods: Sequence[Method], densities: Sequence[float], mg_density: str = "exact"
+) -> list[ModelRequirement]:
+    """Lists the exported models that a set of methods needs.
+
+    Args:
+        methods: The methods to run.
+        densities: The densities to run them at.
+        mg_density: ``exact`` or ``raw`` (with ``raw``, ``mg`` takes the
+            inpainting straight from the mask GAN and needs no separate
+            inpainter).
+
+    Returns:
+        One requirement per model, in a stable order.
+    """
+    needs: dict[tuple[str, float | None], list[str]] = {}
+    for method in methods:
+        for density in densities:
+            kinds = []
+            if method.learned_mask:
+                kinds.append(("mask_gan", density))
+            if method.operator == "wgain":
+                kinds.append(("inpainter", None))
+            if method.operator == "mg" and not (
+                method.mask == "mg" and mg_density == "raw"
+            ):
+                kinds.append(("joint_inpainter", density))
+            for key in kinds:
+                names = needs.setdefault(key, [])
+                if method.name not in names:
+                    names.append(method.name)
+    return [ModelRequirement(k, d, tuple(m)) for (k, d), m in needs.items()]
+
+
+def check_models(config: EvaluationConfig) -> list[ModelRequirement]:
+    """Checks that every model the config's methods need is exported.
+
+    Args:
+        config: The evaluation config.
+
+    Returns:
+        The requirements (empty when no learned method runs).
+
+    Raises:
+        MissingModelsError: With one line per missing model that says which
+            method needs it, where it was looked for and what to train.
+    """
+    needs = required_models(config.parsed_methods, config.densities, config.mg_density)
+    if not needs:
+        return needs
+    if config.models_dir is None:
+        learned = sorted({name for need in needs for name in need.methods})
+        raise MissingModelsError(
+            f"method(s) {', '.join(learned)} need learned models: pass the models "
+            f"folder (--models=DIR) that holds joint-<D>/export/mask_gan/ and "
+            f"joint-<D>/export/inpainter/ for each density and "
+            f"inpaint/export/inpainter/; train and export them with train.py"
+        )
+    missing = [
+        need
+        for need in needs
+        if not (need.path(config.models_dir) / "saved_model.pb").is_file()
+    ]
+    if missing:
+        lines = [f"missing learned models under {config.models_dir}:"]
+        for need in missing:
+            lines.append(
+                f"  {need.describe()} (for {', '.join(need.methods)}): no SavedModel "
+                f"at {need.path(config.models_dir)}; {need.how_to_get()}"
+            )
+        raise MissingModelsError("\n".join(lines))
+    return needs
+
+
+class LearnedModels:
+    """Loads each needed model once with `wgimask.inference`, checked and warm.
+
+    Args:
+        models_dir: The models folder.
+        needs: What to load (from ``check_models``).
+        image_size: Side of the evaluated images (for the warm-up).
+        device: ``auto`` or ``cpu`` (runs under ``tf.device('/CPU:0')``).
+
+    Raises:
+        EvaluationError: If a folder holds no usable model, a joint run has no
+            mask generator, or the models disagree on the channel count.
+    """
+
+    def __init__(
+        self,
+        models_dir: str | Path,
+        needs: Sequence[ModelRequirement],
+        image_size: int,
+        device: str = "auto",
+    ) -> None:
+        import numpy as np
+
+        from wgimask import inference
+
+        self._device = "/CPU:0" if device == "cpu" else None
+        # LiteRT runs on the CPU only: with a GPU to use, the Keras runtime
+        # (the same numbers to within float32 rounding, tests/test_lite.py).
+        runtime = "keras" if device == "auto" and _gpu_visible() else None
+        self._models: dict[tuple[str, float | None], inference.Model] = {}
+        for need in needs:
+            run = need.path(models_dir).parent.parent
+            try:
+                model = inference.load(run, runtime)
+            except inference.ModelError as error:
+                raise EvaluationError(str(error)) from None
+            if need.kind == "mask_gan" and not model.has_mask:
+                raise EvaluationError(f"{run} holds no mask generator")
+            zeros = np.zeros((1, image_size, image_size, model.channels), np.float32)
+            with self.device():  # warm-up: later timings exclude set-up
+                if need.kind == "mask_gan":
+                    model.confidence(zeros)
+                else:
+                    model.inpaint(zeros, np.ones(zeros.shape[:3], bool))
+            self._models[(need.kind, need.density)] = model
+        channels = {m.channels for m in self._models.values()}
+        if len(channels) > 1:
+            detail = ", ".join(
+                f"{m.path} has {m.channels}" for m in self._models.values()
+            )
+            raise EvaluationError(
+                f"the learned models disagree on the channel count ({detail}); "
+                f"evaluate grey and colour models in separate runs"
+            )
+        self.channels: int | None = channels.pop() if channels else None
+
+    def get(self, kind: str, density: float | None):
+        """The loaded `wgimask.inference.Model` of a kind (and density)."""
+        return self._models[(kind, None if kind == "inpainter" else density)]
+
+    def device(self):
+        """A context that places the learned models' work on the chosen device."""
+        import contextlib
+
+        if self._device is None:
+            return contextlib.nullcontext()
+        import tensorflow as tf
+
+        return tf.device(self._device)
+
+
+def _gpu_visible() -> bool:
+    """Whether TensorFlow sees a GPU (imports TensorFlow, as evaluate.py does)."""
+    from wgimask import _entry
+
+    _entry.import_tensorflow_quietly()
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))

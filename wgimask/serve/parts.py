@@ -1,0 +1,149 @@
+"""The parts of a run's networks that inference runs, as Keras models.
+
+Inference (`wgimask.inference`) never calls a whole generator: it calls the
+parts below, each a Keras model with a list of float32 (N, H, W, .) inputs in
+the order `PART_INPUTS` gives and one output, any H and W that are multiples
+of 8. The same parts are converted to LiteRT (`wgimask.serve.lite`), so both
+runtimes compute the same function.
+
+* ``confidence`` [image, seed] -> (N, H, W, 1): m's confidence in [0, 1]
+  (mask generators without a prior);
+* ``correction`` [image, seed] -> (N, H, W, 1): m's log-space correction of
+  the analytic density (``--mask_prior=analytic``), and
+  ``prior_confidence`` [image, correction] -> (N, H, W, 1): the analytic
+  density of the image times exp(correction), rescaled to mean D
+  (`wgimask.nn.mask_layers.PriorConfidence`), run on the whole image;
+* ``generator`` [known, mask, seed] -> (N, H, W, C): g's inpainting u;
+* ``residual`` [known, mask, seed, diffused] -> (N, H, W, C): a prefilled
+  g's learned residual on the diffusion inpainting ``diffused``
+  (``--prefill=diffusion``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+#: Input names of each part, in call order.
+PART_INPUTS = {
+    "confidence": ("image", "seed"),
+    "correction": ("image", "seed"),
+    "prior_confidence": ("image", "correction"),
+    "generator": ("known", "mask", "seed"),
+    "residual": ("known", "mask", "seed", "diffused"),
+}
+
+
+def part_names(config: dict) -> tuple[str, ...]:
+    """The parts a run with this training config needs, mask parts first."""
+    if config.get("mode") == "inpaint":
+        mask = ()
+    elif config.get("mask_prior") == "analytic":
+        mask = ("correction", "prior_confidence")
+    else:
+        mask = ("confidence",)
+    # As `wgimask.nn.build.build_networks`: a mask-only run exports the prefilled g.
+    prefilled = config.get("prefill") == "diffusion" or config.get("mode") == "mask"
+    generator = "residual" if prefilled else "generator"
+    return (*mask, generator)
+
+
+def input_channels(part: str, channels: int) -> tuple[int, ...]:
+    """Channel count of each input of a part, for images of `channels`."""
+    one = {"mask", "correction"}
+    return tuple(1 if name in one else channels for name in PART_INPUTS[part])
+
+
+def keras_parts(generator, mask_generator=None) -> dict:
+    """The parts of free-size networks, sharing their weights.
+
+    Args:
+        generator: An `InpaintingGenerator` built with ``image_size=None``.
+        mask_generator: A `MaskGenerator` built likewise, or None.
+
+    Returns:
+        part name -> list-input `keras.Model`.
+    """
+    import keras
+
+    parts = {}
+    if mask_generator is not None:
+        net = mask_generator
+        image, seed = net.input["image"], net.input["seed"]
+        if net.prior == "analytic":
+            parts["correction"] = keras.Model(
+                [image, seed], net.get_layer("correction").output, name="correction"
+            )
+            whole = keras.Input((None, None, net.channels), name="image")
+            correction = keras.Input((None, None, 1), name="correction")
+            rho = net.get_layer("analytic_density")(whole)
+            parts["prior_confidence"] = keras.Model(
+                [whole, correction],
+                net.get_layer("confidence")([rho, correction]),
+                name="prior_confidence",
+            )
+        else:
+            parts["confidence"] = keras.Model(
+                [image, seed], net.get_layer("confidence").output, name="confidence"
+            )
+    inputs = dict(generator.input)
+    known, mask, seed = inputs["known"], inputs["mask"], inputs["seed"]
+    if generator.prefill == "diffusion":
+        # The diffusion layer's output serves as the input `diffused`: the
+        # caller computes it once on the whole image (`wgimask.baselines`).
+        parts["residual"] = keras.Model(
+            [known, mask, seed, generator.get_layer("diffusion").output],
+            generator.get_layer("residual").output,
+            name="residual",
+        )
+    else:
+        parts["generator"] = keras.Model(
+            [known, mask, seed], generator.output, name="generator"
+        )
+    return parts
+
+
+def load_networks(exported: pathlib.Path, config: dict):
+    """Free-size Keras networks of a run, filled with its exported weights.
+
+    Args:
+        exported: The run's export folder.
+        config: Its training config.
+
+    Returns:
+        ``(generator, mask_generator)``; the mask generator is None for an
+        inpainting-only run.
+
+    Raises:
+        ModelError: For a config the networks cannot be built from, or weights
+            that do not fit them.
+    """
+    import keras
+
+    from wgimask.config import TrainingConfig
+    from wgimask.nn.build import build_networks
+    from wgimask.serve.model_files import ModelError, assign_weights, saved_variables
+
+    # The networks exactly as training built them (prefill, analytic prior,
+    # binarisation): one builder for training and inference.
+    fields = {field.name for field in dataclasses.fields(TrainingConfig)}
+    try:
+        networks = build_networks(
+            TrainingConfig(**{k: v for k, v in config.items() if k in fields}),
+            with_critic=False,
+        )
+    except (TypeError, ValueError) as error:
+        raise ModelError(f"{exported.parent}/config.json: {error}") from None
+    generator = networks["generator"]
+    assign_weights(generator, saved_variables(exported / "inpainter"))
+    mask_generator = None
+    if config["mode"] != "inpaint":
+        if not (exported / "mask_gan" / "saved_model.pb").is_file():
+            raise ModelError(
+                f"{exported} has no mask_gan/ although config.json says mode "
+                f"{config['mode']!r}"
+            )
+        mask_generator = networks["mask_generator"]
+        own = {w.path: keras.ops.convert_to_numpy(w) for w in generator.weights}
+        assign_weights(mask_generator, saved_variables(exported / "mask_gan"), own)
+    return generator, mask_generator
