@@ -205,7 +205,7 @@ def test_saved_model_serves_densified_masks(tmp_path):
     exported = PRETRAINED_DIR / "joint-0.1" / "export"
     config = {**read_config(exported), "mask_points": "densify"}
     generator, mask_generator = load_networks(exported, config)
-    export.save_mask_gan(generator, mask_generator, tmp_path / "mask_gan", "densify")
+    export.save_mask_gan(generator, mask_generator, tmp_path / "mask_gan", densify=True)
     served = tf.saved_model.load(str(tmp_path / "mask_gan")).signatures[
         "serving_default"
     ]

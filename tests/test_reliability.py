@@ -172,6 +172,28 @@ def test_resuming_with_longer_training_is_allowed_and_overwrite_starts_over(fini
     assert saved["density"] == 0.2
 
 
+@pytest.mark.slow
+def test_overwrite_leaves_no_file_of_the_first_run(finished):
+    model_dir = pathlib.Path(finished.model_dir)
+    # The first run validated (validated.json), wrote its history and its best.
+    for name in (run_folder.VALIDATED, run_folder.HISTORY, run_folder.BEST):
+        assert (model_dir / name).exists(), name
+    run_folder.start_over(model_dir)
+    # Only the lock file stays: start_over runs while holding it.
+    assert [p.name for p in model_dir.iterdir()] == [run_folder.LOCK_NAME]
+    # A whole rerun with --overwrite: every file is the second run's.
+    train(finished, export=False)
+    started = max(p.stat().st_mtime_ns for p in model_dir.rglob("*"))
+    rerun = dataclasses.replace(finished, density=0.2)
+    train(rerun, export=False, overwrite=True)
+    older = [
+        str(p.relative_to(model_dir))
+        for p in model_dir.rglob("*")
+        if p.is_file() and p.stat().st_mtime_ns <= started
+    ]
+    assert older == []
+
+
 def test_unknown_saved_fields_count_as_differences():
     assert run_folder.config_differences({"a": 1, "epochs": 3}, {"epochs": 4}) == ["a"]
 

@@ -95,7 +95,8 @@ def main() -> None:
     photos = [p.strip() for p in ARGS.photos.split(",") if p.strip()]
     densities = [float(d) for d in ARGS.densities.split(",")]
     size = ARGS.size
-    print(f"# {size}x{size} colour crops; command: python -m benchmarks.speed.baselines")
+    command = "python -m benchmarks.speed.baselines"
+    print(f"# {size}x{size} colour crops; command: {command}")
     print(f"device: CPU {cpu_description()}")
     print(f"load average at start (1/5/15 min): {_load()}")
     print(

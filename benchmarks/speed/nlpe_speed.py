@@ -10,7 +10,8 @@ the compiled Woodbury update, so the ratio is that of the column solve
 alone; docs/baselines.md has the figures against the code before it.
 
 Usage:
-    python -m benchmarks.speed.nlpe_speed [--sizes 64,128,256] [--densities 0.05,0.1,0.2]
+    python -m benchmarks.speed.nlpe_speed [--sizes 64,128,256]
+        [--densities 0.05,0.1,0.2]
 
 Run with one thread (OMP_NUM_THREADS=1) and compare figures only within a
 run.

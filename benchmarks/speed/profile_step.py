@@ -1,6 +1,6 @@
 """Where the time of a joint training step (or of inference) goes, by op type.
 
-    python -m benchmarks.speed.profile_step                      # shipped size, 64 px, b16
+    python -m benchmarks.speed.profile_step               # shipped size, 64 px, b16
     python -m benchmarks.speed.profile_step --what=inference --model_size=paper \\
         --image_size=128 --batch=32
 

@@ -10,8 +10,9 @@ by default, so that the validation photos stay for reporting), loaded as
 evaluate.py does; colour only.
 
 Usage:
-    python -m benchmarks.studies.densification_defaults [--data_dir data/pretraining/train]
-        [--image_size 64] [--densities 0.05,0.1,0.2] [--max_images 76]
+    python -m benchmarks.studies.densification_defaults
+        [--data_dir data/pretraining/train] [--image_size 64]
+        [--densities 0.05,0.1,0.2] [--max_images 76]
 """
 
 from __future__ import annotations

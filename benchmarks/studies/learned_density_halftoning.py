@@ -1,7 +1,8 @@
 """Does the shipped mask generators' learned density beat the analytic one
 under electrostatic halftoning too?
 
-    python -m benchmarks.studies.learned_density_halftoning --crops=data/pretraining/validation
+    python -m benchmarks.studies.learned_density_halftoning \\
+        --crops=data/pretraining/validation
 
 For each density, the shipped model nearest it gives its confidence (the
 analytic density times its learned correction, `wgimask.inference`) on the

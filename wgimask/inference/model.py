@@ -79,6 +79,7 @@ from wgimask.masks.exact_density import (  # noqa: F401 - part of this module's 
     point_count,
     top_confidence_mask,
 )
+from wgimask.pipeline import MaskPipeline
 from wgimask.serve.model_files import (  # noqa: F401 - part of this module's API
     PRETRAINED_DIR,
     ModelError,
@@ -89,7 +90,6 @@ from wgimask.serve.model_files import (  # noqa: F401 - part of this module's AP
     saved_variables,
     shipped_models,
 )
-from wgimask.serve.parts import part_names
 
 #: Three 2x2 poolings: the networks take sides that are multiples of this.
 MULTIPLE = 8
@@ -124,9 +124,14 @@ class Model:
     runtime: str
 
     @property
+    def pipeline(self) -> MaskPipeline:
+        """How the run makes masks and inpaintings, decoded from its config."""
+        return MaskPipeline.from_config(self.config)
+
+    @property
     def has_mask(self) -> bool:
         """Whether the run has a mask generator (False: inpainting only)."""
-        return self.config["mode"] != "inpaint"
+        return self.pipeline.has_mask_network
 
     @property
     def density(self) -> float | None:
@@ -169,7 +174,7 @@ class Model:
         exported = export_dir(path)
         config = read_config(exported)
         root = exported.parent if exported.name == run_folder.EXPORT else exported
-        names = part_names(config)
+        names = MaskPipeline.from_config(config).parts
         if runtime != "keras":
             problem = lite.lite_problem(exported, config)
             if problem is None and not lite.available():
@@ -249,13 +254,13 @@ class Model:
     @property
     def prior(self) -> bool:
         """Whether m learned a correction of the analytic density."""
-        return self.config.get("mask_prior") == "analytic"
+        return self.pipeline.prior
 
     @property
     def prefilled(self) -> bool:
         """Whether g refines the diffusion inpainting (``--prefill=diffusion``,
         or a mask-only run's untrained g, which returns it unchanged)."""
-        return "residual" in part_names(self.config)
+        return self.pipeline.residual
 
     def _blended(
         self, name: str, inputs: list[np.ndarray], channels: int
@@ -380,7 +385,8 @@ class Model:
         """Exact-density learned masks: (N, H, W) bool, round(D H W) points each."""
         images = self._check(images)
         count = check_density(density, images.shape[1:3])
-        if self.config.get("mask_points") == "densify":
+        points = self.pipeline.points
+        if points == "densify":
             # Trained on densified points: the whole-image densification
             # mask, its start and its ranking weighted by exp(r).
             from wgimask.masks.point_placement import densified_mask
@@ -392,7 +398,7 @@ class Model:
                 ]
             )
         confidence = self.confidence(images)
-        if self.config.get("binarisation") == "ordered_dither":
+        if points == "halftone":
             # Trained with the dither: the confidence is a point density, to
             # be spread, not ranked (a top-k would cluster the points). It is
             # halftoned exactly as the analytic masks halftone the analytic

@@ -56,6 +56,7 @@ from wgimask.nn.networks import (
 )
 from wgimask.nn.point_placement_graph import densify_graph
 from wgimask.nn.stateless_noise import GENERATOR_SEED, MASK_SEED
+from wgimask.pipeline import MaskPipeline
 from wgimask.serve.lite import write_lite
 from wgimask.serve.model_files import replace_folder
 
@@ -325,15 +326,16 @@ def save_mask_gan(
     generator: InpaintingGenerator,
     mask_generator: MaskGenerator,
     path: str | os.PathLike,
-    mask_points: str | None = None,
+    densify: bool = False,
 ) -> None:
     """Writes the ``mask_gan`` SavedModel (input ``image``).
 
-    With ``mask_points="densify"`` the mask is the densification mask steered
-    by m's correction (`wgimask.nn.point_placement_graph.densify_graph`), as the run
+    With `densify` (a run whose `wgimask.pipeline.MaskPipeline` points are
+    ``"densify"``) the mask is the densification mask steered by m's
+    correction (`wgimask.nn.point_placement_graph.densify_graph`), as the run
     was trained and as `wgimask.inference` makes it.
     """
-    if mask_points == "densify":
+    if densify:
         # One pass of m gives the confidence and the correction that steers
         # the densification.
         confidence_model = mask_generator.confidence_and_correction_model()
@@ -361,7 +363,7 @@ def export_models(
     generator: InpaintingGenerator,
     mask_generator: MaskGenerator | None = None,
     critic: keras.Model | None = None,
-    mask_points: str | None = None,
+    pipeline: MaskPipeline | None = None,
 ) -> pathlib.Path:
     """Writes ``model_dir/export`` atomically (see the module docstring).
 
@@ -371,7 +373,8 @@ def export_models(
         mask_generator: The mask generator (None for an inpainting-only run:
             no ``mask_gan`` is written).
         critic: The critic, saved as a .keras file if given.
-        mask_points: The run's ``TrainingConfig.mask_points``.
+        pipeline: The run's mask pipeline; None: the paper's (m's own
+            binarisation).
 
     Returns:
         The export directory.
@@ -394,7 +397,12 @@ def export_models(
         save_inpainter(generator, tmp / "inpainter")
         generator.save(tmp / "generator.keras")
         if mask_generator is not None:
-            save_mask_gan(generator, mask_generator, tmp / "mask_gan", mask_points)
+            save_mask_gan(
+                generator,
+                mask_generator,
+                tmp / "mask_gan",
+                pipeline is not None and pipeline.points == "densify",
+            )
             mask_generator.save(tmp / "mask_generator.keras")
         if critic is not None:
             critic.save(tmp / "critic.keras")

@@ -36,13 +36,14 @@ import tempfile
 import numpy as np
 
 from wgimask import _entry
+from wgimask.pipeline import MaskPipeline
 from wgimask.serve.model_files import (
     ModelError,
     export_dir,
     read_config,
     replace_folder,
 )
-from wgimask.serve.parts import PART_INPUTS, input_channels, part_names
+from wgimask.serve.parts import PART_INPUTS, input_channels
 
 #: Folder of the LiteRT parts inside an export folder.
 LITE_DIR = "lite"
@@ -78,7 +79,7 @@ def lite_problem(exported: pathlib.Path, config: dict) -> str | None:
         return f"{folder / MANIFEST} is unreadable ({error})"
     if manifest.get("format") != FORMAT:
         return f"{folder} has format {manifest.get('format')!r}, not {FORMAT}"
-    wanted = set(part_names(config))
+    wanted = set(MaskPipeline.from_config(config).parts)
     missing = sorted(p for p in wanted if not (folder / f"{p}.tflite").is_file())
     if missing:
         return f"{folder} lacks parts this run needs: {', '.join(missing)}"

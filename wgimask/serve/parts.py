@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+from wgimask.pipeline import MaskPipeline
+
 #: Input names of each part, in call order.
 PART_INPUTS = {
     "confidence": ("image", "seed"),
@@ -32,20 +34,6 @@ PART_INPUTS = {
     "generator": ("known", "mask", "seed"),
     "residual": ("known", "mask", "seed", "diffused"),
 }
-
-
-def part_names(config: dict) -> tuple[str, ...]:
-    """The parts a run with this training config needs, mask parts first."""
-    if config.get("mode") == "inpaint":
-        mask = ()
-    elif config.get("mask_prior") == "analytic":
-        mask = ("correction", "prior_confidence")
-    else:
-        mask = ("confidence",)
-    # As `wgimask.nn.build.build_networks`: a mask-only run exports the prefilled g.
-    prefilled = config.get("prefill") == "diffusion" or config.get("mode") == "mask"
-    generator = "residual" if prefilled else "generator"
-    return (*mask, generator)
 
 
 def input_channels(part: str, channels: int) -> tuple[int, ...]:
@@ -137,7 +125,7 @@ def load_networks(exported: pathlib.Path, config: dict):
     generator = networks["generator"]
     assign_weights(generator, saved_variables(exported / "inpainter"))
     mask_generator = None
-    if config["mode"] != "inpaint":
+    if MaskPipeline.from_config(config).has_mask_network:
         if not (exported / "mask_gan" / "saved_model.pb").is_file():
             raise ModelError(
                 f"{exported} has no mask_gan/ although config.json says mode "

@@ -262,7 +262,7 @@ def train(
             # Export the best weights when validation chose some (the paper).
             trainer.restore_best()
             nets = trainer.export_networks()
-            export_models(trainer.model_dir, **nets, mask_points=config.mask_points)
+            export_models(trainer.model_dir, **nets, pipeline=trainer.pipeline)
             if trainer.distributed:
                 for name, net in nets.items():
                     if net is not None:
@@ -413,5 +413,5 @@ def export_run(model_dir: str | os.PathLike) -> pathlib.Path:
             raise FileNotFoundError(f"model_dir {model_dir} holds no checkpoint")
         trainer.restore_best()
         return export_models(
-            model_dir, **trainer.export_networks(), mask_points=config.mask_points
+            model_dir, **trainer.export_networks(), pipeline=trainer.pipeline
         )

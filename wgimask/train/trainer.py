@@ -35,6 +35,7 @@ from wgimask.nn import dither, fused_conv, losses, point_placement_graph
 from wgimask.nn.build import build_networks
 from wgimask.nn.exact_diffusion import diffusion_inpaint
 from wgimask.nn.networks import draw_seed
+from wgimask.pipeline import MaskPipeline
 from wgimask.train import data
 from wgimask.train.cluster import (
     WORKER_TEMP_PREFIX,
@@ -76,6 +77,8 @@ class Trainer:
 
     def __init__(self, config: TrainingConfig, strategy=None):
         self.config = config.validate()
+        #: The mask pipeline, decoded once from the config.
+        self.pipeline = MaskPipeline.from_config(self.config)
         self.strategy = strategy or default_strategy()
         self.model_dir = pathlib.Path(config.model_dir)
         self.workers, self.is_chief, self.task = cluster_role(self.strategy)
@@ -109,12 +112,12 @@ class Trainer:
             for name, network in self.networks.items():
                 self.optimizers[name].build(network.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            if config.generator_masks == "halftoned":
+            if self.pipeline.halftoned_generator_masks:
                 # m's mask and its point density from one pass (same weights).
                 self._mask_and_confidence = (
                     self.mask_generator.mask_and_confidence_model()
                 )
-            if config.mask_points == "densify":
+            if self.pipeline.points == "densify":
                 self._confidence_and_correction = (
                     self.mask_generator.confidence_and_correction_model()
                 )
@@ -123,7 +126,7 @@ class Trainer:
             "inpaint": ("critic_loss", "generator_loss", "mask_loss", "density", "mae"),
             "mask": ("mask_loss", "density"),
         }[config.mode]
-        if config.mask_operator == "diffusion":
+        if self.pipeline.diffusion_operator:
             # Eq. 4's MAE term: that of the diffusion inpainting of m's mask.
             tracked = (*tracked, "diffusion_mae")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in tracked}
@@ -226,14 +229,14 @@ class Trainer:
         generator_mask = None
         if self.mask_generator is None:
             mask = batch["mask"]
-        elif self.config.generator_masks == "halftoned":
+        elif self.pipeline.halftoned_generator_masks:
             mask, confidence = self._mask_and_confidence(
                 {"image": image, "seed": batch["mask_seed"]}, training=training
             )
             generator_mask = dither.halftoned_masks(
                 confidence, self.config.density, self._halftone_seeds(image, training)
             )
-        elif self.config.mask_points == "densify":
+        elif self.pipeline.points == "densify":
             confidence, correction = self._confidence_and_correction(
                 {"image": image, "seed": batch["mask_seed"]}, training=training
             )
@@ -305,7 +308,7 @@ class Trainer:
                     score_fake, image, inpainted, config.alpha
                 )
             diffused = None
-            if config.mask_operator == "diffusion":
+            if self.pipeline.diffusion_operator:
                 # Exact diffusion of m's mask; its gradient reaches m through
                 # the mask (implicit differentiation), and nothing else.
                 diffused = diffusion_inpaint(image, mask)
@@ -439,7 +442,7 @@ class Trainer:
         mask, g_mask, inpainted = self._forward(batch, training=False)
         image = batch["image"]
         diffused = diffusion_inpaint(image, mask)
-        operator = diffused if self.config.mask_operator == "diffusion" else inpainted
+        operator = diffused if self.pipeline.diffusion_operator else inpainted
         eq4 = losses.mask_loss(
             mask, image, operator, self.config.density, self.config.beta
         )
