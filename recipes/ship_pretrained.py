@@ -10,8 +10,9 @@ joint runs, ``inpainter/``) and their LiteRT parts (``lite/``), and writes
 train.log (first to last timestamped line; the training steps' wall time
 when the log has no span), and the training steps' wall and CPU time from
 its validation.jsonl.
-The .keras files and the critic stay in the run folder: the package ships what
-the ``wgimask`` command and evaluate.py load, a few MB per run.
+It also copies the generators' ``.keras`` files, from which inference loads
+the Keras networks; the critic stays in the run folder: the package ships
+what the ``wgimask`` command and evaluate.py load, a few MB per run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import shutil
 import sys
 
 from absl import app, flags
+
+from wgimask.serve.model_files import keras_file
 
 RUN_NAMES = ("joint-0.05", "joint-0.1", "joint-0.2", "inpaint")
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[1] / "wgimask" / "pretrained"
@@ -65,12 +68,20 @@ def ship(run: pathlib.Path, target: pathlib.Path) -> dict:
             f"`python -m wgimask.serve.lite {run}`"
         )
     leaves.append("lite")
+    networks = ["generator"] + (["mask_generator"] if "mask_gan" in leaves else [])
+    for network in networks:
+        if not keras_file(export, network).is_file():
+            raise FileNotFoundError(f"{keras_file(export, network)} is missing")
     if target.exists():
         shutil.rmtree(target)
     (target / "export").mkdir(parents=True)
     shutil.copy2(run / "config.json", target / "config.json")
     for leaf in leaves:
         shutil.copytree(export / leaf, target / "export" / leaf)
+    for network in networks:
+        shutil.copy2(
+            keras_file(export, network), keras_file(target / "export", network)
+        )
     config = json.loads((run / "config.json").read_text())
     best = run / "best" / "best.json"
     facts = {

@@ -1,4 +1,4 @@
-"""The code snippets of README.md and docs/*.md.
+"""The code snippets of README.md, docs/*.md and docs/notes/*.md.
 
 Python snippets are executed (in a folder holding a freshly exported tiny run
 at runs/default, which the plain-Keras snippet opens). Shell snippets are
@@ -20,7 +20,11 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCUMENTS = [
+    REPO / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+    *sorted((REPO / "docs" / "notes").glob("*.md")),
+]
 NOT_RUN = (
     "pip",
     "docker",

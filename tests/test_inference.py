@@ -35,6 +35,31 @@ def test_loaded_networks_equal_the_saved_models(run_dir):
     np.testing.assert_allclose(model.inpaint(image, mask), expected, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_keras_runtime_loads_the_exported_keras_files(run_dir, tmp_path):
+    import shutil
+
+    import keras
+
+    import wgimask.nn.networks  # noqa: F401 (registers the layers)
+    from wgimask.serve.parts import load_networks
+
+    generator, mask_generator = load_networks(
+        run_dir / "export", inference.read_config(run_dir)
+    )
+    for network, name in ((generator, "generator"), (mask_generator, "mask_generator")):
+        saved = keras.models.load_model(run_dir / "export" / f"{name}.keras")
+        for a, b in zip(network.weights, saved.weights, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # A run exported without them is told how to export it again.
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "export" / "mask_generator.keras").unlink()
+    with pytest.raises(inference.ModelError, match="--export_only") as error:
+        inference.Model.load(copy, runtime="keras")
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize("shape", [(2, 2, 3), (5, 9, 3), (30, 31, 3), (45, 100, 3)])
 def test_any_size_exact_density_and_known_pixels_kept(run_dir, shape):
     image = np.random.default_rng(0).uniform(size=shape).astype(np.float32)

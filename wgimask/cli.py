@@ -33,8 +33,9 @@ FLAGS = flags.FlagValues()
 EXAMPLE_PHOTO = "chelsea"
 
 #: Mask methods of --mask: name -> whether it needs a learned model. The
-#: functions are in `_mask`; model-free methods load no model when only
-#: diffusion inpaints.
+#: model-free ones are those of `wgimask.masks.registry` (PS aside: NLPE's
+#: start, too slow for whole photos); they load no model when only diffusion
+#: inpaints.
 MASK_METHODS = {
     "learned": True,  # the mask generator's round(D H W) points (`Model.mask`)
     "random": False,  # uniformly random, exactly round(D H W) pixels
@@ -55,19 +56,9 @@ def _mask(method: str, image, density: float, model, seed: int):
         # The inference module's mask, as in evaluate.py: tile-phase ranking
         # (no tile traces) or the dither of a dithered model.
         return model.mask(image[None], density)[0]
-    if method == "random":
-        from wgimask import baselines
+    from wgimask.masks.registry import model_free_mask
 
-        return baselines.random_mask(image.shape[:2], density, seed=seed)
-    if method in ("analytic", "electrostatic", "densify"):
-        from wgimask import baselines
-
-        if method == "electrostatic":
-            return baselines.electrostatic_mask(image, density, seed=seed)
-        if method == "densify":
-            return baselines.densification_mask(image, density, seed=seed)
-        return baselines.analytic_mask(image, density, seed=seed)
-    raise UsageError(f"unknown mask method {method!r}")  # pragma: no cover
+    return model_free_mask(method, image, density, seed=seed)
 
 
 def output_names(path: pathlib.Path, method: str, density: float, kinds) -> dict:

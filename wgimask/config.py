@@ -123,7 +123,8 @@ class TrainingConfig:
         generator_masks: None (the paper: g and d train on m's masks) or
             "halftoned": on m's point density halftoned exactly as
             `wgimask.inference` halftones it (Bayer below 15 %,
-            Floyd-Steinberg from 15 %; `baselines.analytic.halftone_density`),
+            Floyd-Steinberg from 15 %;
+            `wgimask.masks.analytic.halftone_density`),
             so g learns on the masks it gets at inference. m still trains on
             its own dithered masks through exact diffusion; needs
             ``binarisation="ordered_dither"``, ``mask_operator="diffusion"``

@@ -52,7 +52,7 @@ tuples of a fixed length (``_MAX_LEVELS``, unused entries are tiny arrays):
 a tuple's length is part of its type, so with one length a single compiled
 specialisation serves every image size. Without numba, ``available()`` is
 False and ``inpaint`` falls back to the scipy multigrid of
-``benchmarks.scipy_multigrid``.
+``benchmarks/speed/scipy_multigrid.py``.
 """
 
 from __future__ import annotations

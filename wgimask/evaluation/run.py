@@ -86,6 +86,7 @@ from wgimask.evaluation.reports import (  # noqa: F401 - part of this module's A
     write_figure,
 )
 from wgimask.masks.exact_density import point_count, top_confidence_mask  # noqa: F401
+from wgimask.masks.registry import MODEL_FREE, model_free_mask
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +168,6 @@ class _Pipeline:
         # analytic+nlpe12 draws as analytic+nlpe: the first steps are the same.
         base, own_cycles = split_nlpe(mask)
         seeds = [method_seed(self.config.seed, i, density, base) for i in image_indices]
-        shape = images.shape[1:3]
         # NLPE refines another method's mask: reuse it, and count its time as
         # NLPE's too.
         start_mask = (
@@ -179,36 +179,20 @@ class _Pipeline:
         earlier = start_mask.seconds if start_mask is not None else 0.0
         start = time.perf_counter()
         inpainted = None
-        if mask == "random":
-            masks = np.stack(
-                [baselines.random_mask(shape, density, seed=s) for s in seeds]
-            )
-        elif mask == "ps":
-            options = {
-                key: value
-                for key, value in (
-                    ("candidate_fraction", self.config.ps_candidate_fraction),
-                    ("removal_fraction", self.config.ps_removal_fraction),
-                )
-                if value is not None
-            }
-            masks = np.stack(
-                [
-                    baselines.probabilistic_sparsification(
-                        image, density, seed=s, **options
+        if mask in MODEL_FREE:
+            options = {}
+            if mask == "ps":
+                options = {
+                    key: value
+                    for key, value in (
+                        ("candidate_fraction", self.config.ps_candidate_fraction),
+                        ("removal_fraction", self.config.ps_removal_fraction),
                     )
-                    for image, s in zip(images, seeds, strict=True)
-                ]
-            )
-        elif mask in ("analytic", "electrostatic", "densify"):
-            make = {
-                "analytic": baselines.analytic_mask,
-                "electrostatic": baselines.electrostatic_mask,
-                "densify": baselines.densification_mask,
-            }[mask]
+                    if value is not None
+                }
             masks = np.stack(
                 [
-                    make(image, density, seed=s)
+                    model_free_mask(mask, image, density, seed=s, **options)
                     for image, s in zip(images, seeds, strict=True)
                 ]
             )

@@ -83,11 +83,9 @@ from wgimask.pipeline import MaskPipeline
 from wgimask.serve.model_files import (  # noqa: F401 - part of this module's API
     PRETRAINED_DIR,
     ModelError,
-    assign_weights,
     choose_model,
     export_dir,
     read_config,
-    saved_variables,
     shipped_models,
 )
 

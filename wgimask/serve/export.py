@@ -58,7 +58,7 @@ from wgimask.nn.point_placement_graph import densify_graph
 from wgimask.nn.stateless_noise import GENERATOR_SEED, MASK_SEED
 from wgimask.pipeline import MaskPipeline
 from wgimask.serve.lite import write_lite
-from wgimask.serve.model_files import replace_folder
+from wgimask.serve.model_files import keras_file, replace_folder
 
 #: Prefix of the temporary folders an export is written into (a kill leaves
 #: them behind; `wgimask.run_folder.remove_leftovers` removes them).
@@ -395,7 +395,7 @@ def export_models(
     tmp.chmod(stat.S_IMODE(model_dir.stat().st_mode))
     try:
         save_inpainter(generator, tmp / "inpainter")
-        generator.save(tmp / "generator.keras")
+        generator.save(keras_file(tmp, "generator"))
         if mask_generator is not None:
             save_mask_gan(
                 generator,
@@ -403,9 +403,9 @@ def export_models(
                 tmp / "mask_gan",
                 pipeline is not None and pipeline.points == "densify",
             )
-            mask_generator.save(tmp / "mask_generator.keras")
+            mask_generator.save(keras_file(tmp, "mask_generator"))
         if critic is not None:
-            critic.save(tmp / "critic.keras")
+            critic.save(keras_file(tmp, "critic"))
         # LiteRT copies of the parts inference runs (`wgimask.serve.lite`). Best
         # effort: without them inference uses TensorFlow, so a failed
         # conversion must not cost the export.

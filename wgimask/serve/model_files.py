@@ -1,9 +1,9 @@
 """Model folders: finding runs and exports, their configs, and their weights.
 
 Used by `wgimask.inference`. A run folder (``train.py --model_dir``) holds
-``config.json`` and ``export/``; the weights are read from the exported
-SavedModels' variable files without deserialising their graphs.
-`replace_folder` puts a newly written export (or its ``lite/``) in place.
+``config.json`` and ``export/``; each network's weights are in the export's
+``.keras`` file (`keras_file`). `replace_folder` puts a newly written export
+(or its ``lite/``) in place.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import json
 import pathlib
 import shutil
 import tempfile
-
-import numpy as np
 
 from wgimask import run_folder
 
@@ -47,6 +45,13 @@ def replace_folder(new: pathlib.Path, final: pathlib.Path, prefix: str) -> None:
 
 # --------------------------------------------------------------------------
 # Finding models
+
+
+def keras_file(exported: pathlib.Path, network: str) -> pathlib.Path:
+    """The Keras file of a network (``generator``, ``mask_generator``,
+    ``critic``) in an export folder: its architecture and weights, which
+    `keras.models.load_model` opens after ``import wgimask.nn.networks``."""
+    return exported / f"{network}.keras"
 
 
 def export_dir(path: str | pathlib.Path) -> pathlib.Path:
@@ -126,81 +131,3 @@ def choose_model(model: str | pathlib.Path | None, density: float) -> pathlib.Pa
             "--model=runs/dD"
         )
     return shipped[min(shipped, key=lambda d: abs(d - density))]
-
-
-# --------------------------------------------------------------------------
-# Weights from a SavedModel's variable files
-
-
-def saved_variables(saved_model: pathlib.Path) -> dict[str, list[np.ndarray]]:
-    """The variables of a SavedModel by Keras path, read without its graphs.
-
-    A SavedModel written by `keras.export.ExportArchive` stores its variables
-    as ``_all_variables/<i>`` in the checkpoint; the object graph in
-    ``saved_model.pb`` (a protocol buffer, parsed without building any
-    function) gives each one's Keras path such as ``encoder_1/conv_d1/kernel``.
-    Two networks in one SavedModel share layer names, so a path can map to
-    several arrays.
-    """
-    import tensorflow as tf
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel()
-    try:
-        proto.ParseFromString((saved_model / "saved_model.pb").read_bytes())
-        reader = tf.train.load_checkpoint(str(saved_model / "variables" / "variables"))
-    except (OSError, ValueError, tf.errors.OpError) as error:
-        raise ModelError(f"{saved_model}: unreadable SavedModel ({error})") from None
-    graph = proto.meta_graphs[0].object_graph_def
-    children = {c.local_name: c.node_id for c in graph.nodes[0].children}
-    if "_all_variables" not in children:
-        raise ModelError(
-            f"{saved_model}: not written by wgimask's export (no _all_variables)"
-        )
-    found: dict[str, list[np.ndarray]] = {}
-    for child in graph.nodes[children["_all_variables"]].children:
-        node = graph.nodes[child.node_id]
-        key = f"_all_variables/{child.local_name}/.ATTRIBUTES/VARIABLE_VALUE"
-        found.setdefault(node.variable.name, []).append(reader.get_tensor(key))
-    return found
-
-
-def assign_weights(
-    network, variables: dict[str, list[np.ndarray]], exclude=None
-) -> None:
-    """Sets each weight of `network` from `variables` by path and shape.
-
-    Args:
-        network: A Keras model.
-        variables: From `saved_variables`.
-        exclude: Optional {path: array} of another network's weights in the
-            same SavedModel: where a path is ambiguous, the array equal to the
-            other network's is not this network's.
-
-    Raises:
-        ModelError: If a weight has no match or an unresolvable one.
-    """
-    for weight in network.weights:
-        candidates = [
-            a for a in variables.get(weight.path, []) if a.shape == tuple(weight.shape)
-        ]
-        if len(candidates) > 1 and exclude is not None and weight.path in exclude:
-            other = exclude[weight.path]
-            distinct = [
-                a
-                for a in candidates
-                if a.shape != other.shape or not np.array_equal(a, other)
-            ]
-            # All equal: either array is this network's.
-            candidates = distinct or candidates[:1]
-        if len(candidates) > 1 and all(
-            np.array_equal(candidates[0], a) for a in candidates[1:]
-        ):
-            candidates = candidates[:1]
-        if len(candidates) != 1:
-            raise ModelError(
-                f"the export has {len(candidates)} weights for "
-                f"{network.name}/{weight.path} of shape {tuple(weight.shape)}; it "
-                f"was made for other networks than its config.json describes"
-            )
-        weight.assign(candidates[0])

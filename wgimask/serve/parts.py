@@ -94,6 +94,10 @@ def keras_parts(generator, mask_generator=None) -> dict:
 def load_networks(exported: pathlib.Path, config: dict):
     """Free-size Keras networks of a run, filled with its exported weights.
 
+    The networks are built from the run's config (as training built them)
+    and take their weights from the export's ``.keras`` files
+    (`wgimask.serve.model_files.keras_file`), which plain Keras opens too.
+
     Args:
         exported: The run's export folder.
         config: Its training config.
@@ -106,11 +110,9 @@ def load_networks(exported: pathlib.Path, config: dict):
         ModelError: For a config the networks cannot be built from, or weights
             that do not fit them.
     """
-    import keras
-
     from wgimask.config import TrainingConfig
     from wgimask.nn.build import build_networks
-    from wgimask.serve.model_files import ModelError, assign_weights, saved_variables
+    from wgimask.serve.model_files import ModelError, keras_file
 
     # The networks exactly as training built them (prefill, analytic prior,
     # binarisation): one builder for training and inference.
@@ -122,16 +124,23 @@ def load_networks(exported: pathlib.Path, config: dict):
         )
     except (TypeError, ValueError) as error:
         raise ModelError(f"{exported.parent}/config.json: {error}") from None
-    generator = networks["generator"]
-    assign_weights(generator, saved_variables(exported / "inpainter"))
-    mask_generator = None
+    names = ["generator"]
     if MaskPipeline.from_config(config).has_mask_network:
-        if not (exported / "mask_gan" / "saved_model.pb").is_file():
+        names.append("mask_generator")
+    for name in names:
+        path = keras_file(exported, name)
+        if not path.is_file():
             raise ModelError(
-                f"{exported} has no mask_gan/ although config.json says mode "
-                f"{config['mode']!r}"
+                f"{exported} has no {path.name} although config.json describes "
+                f"a {name}; export the run again with `python train.py "
+                f"--export_only --model_dir={exported.parent}`"
             )
-        mask_generator = networks["mask_generator"]
-        own = {w.path: keras.ops.convert_to_numpy(w) for w in generator.weights}
-        assign_weights(mask_generator, saved_variables(exported / "mask_gan"), own)
-    return generator, mask_generator
+        try:
+            networks[name].load_weights(path)
+        except (OSError, ValueError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ModelError(
+                f"{path}: its weights do not fit the networks config.json "
+                f"describes ({first})"
+            ) from None
+    return networks["generator"], networks.get("mask_generator")

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from wgimask import run_folder
 from wgimask.config import NETWORK_NAMES, TrainingConfig
+from wgimask.serve.model_files import keras_file
 
 
 class WarmStartError(ValueError):
@@ -72,7 +73,7 @@ def _export_weights(folder: pathlib.Path, names) -> dict[str, dict]:
     """Weights from an export folder's .keras files (and ``inpainter``)."""
     weights = {}
     for name in names:
-        path = folder / f"{name}.keras"
+        path = keras_file(folder, name)
         if path.exists():
             import wgimask.nn.networks  # noqa: F401 (registers the custom layers)
 
