@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -192,6 +193,48 @@ def test_overwrite_leaves_no_file_of_the_first_run(finished):
         if p.is_file() and p.stat().st_mtime_ns <= started
     ]
     assert older == []
+
+
+@pytest.mark.slow
+def test_export_and_warm_start_take_exactly_the_best_steps_weights(
+    photos, tmp_path, monkeypatch
+):
+    from wgimask.train.warm_start import source_weights
+
+    config = tiny_config(photos, tmp_path / "run", epochs=2)
+    validate = Trainer.validate
+
+    def first_epoch_best(self, batch):
+        # The weights of step 2 (first epoch) score best, those of step 4 not.
+        return {**validate(self, batch), "mask_loss": 0.1 * int(self.step)}
+
+    monkeypatch.setattr(Trainer, "validate", first_epoch_best)
+    train(config)
+    run = pathlib.Path(config.model_dir)
+    assert json.loads((run / "best" / "best.json").read_text())["step"] == 2
+    # The weights of step 2, as the latest-checkpoint manager kept them.
+    step2 = Trainer(config)
+    step2.checkpoint.restore(str(run / "checkpoints" / "ckpt-2")).assert_consumed()
+    # The export is step 2's weights exactly, network by network.
+    for name in ("generator", "mask_generator", "critic"):
+        saved = keras.models.load_model(run / "export" / f"{name}.keras")
+        for a, b in zip(getattr(step2, name).weights, saved.weights, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+    # The best checkpoint holds every weight of every trained network.
+    best = [
+        n
+        for n, _ in tf.train.list_variables(
+            tf.train.latest_checkpoint(str(run / "best"))
+        )
+    ]
+    for name, network in step2.networks.items():
+        held = [n for n in best if n.startswith(f"{name}_weights/")]
+        assert len(held) == len(network.weights), name
+    # So is a warm start from the run folder (--init_from).
+    names = ("generator", "mask_generator", "critic")
+    for name, weights in source_weights(run, names).items():
+        for weight in getattr(step2, name).weights:
+            np.testing.assert_array_equal(weights[weight.path], weight.numpy())
 
 
 def test_unknown_saved_fields_count_as_differences():

@@ -27,6 +27,7 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from wgimask import run_folder
 from wgimask.config import TrainingConfig
@@ -46,6 +47,8 @@ from wgimask.train.cluster import (
 
 # Prefix of the step's gradient-norm values (checked, not summarised).
 GRAD_NORM = "grad_norm/"
+# The best checkpoint's entry of each network: its weights, listed one by one.
+BEST_WEIGHTS_SUFFIX = "_weights"
 
 
 @contextlib.contextmanager
@@ -139,8 +142,17 @@ class Trainer:
             self.checkpoint, self.write_dir / run_folder.CHECKPOINTS, max_to_keep=3
         )
         # The best weights by validation Eq. 4, kept apart from the latest.
+        # Each network's weights are listed one by one: a Keras 3 model given
+        # to tf.train.Checkpoint as a whole tracks only some of them (5 of
+        # g's 46; the fused blocks' kernels not at all), and restoring that
+        # mixed the best step's weights with the latest ones.
         self.best_manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(**self.networks),
+            tf.train.Checkpoint(
+                **{
+                    f"{name}{BEST_WEIGHTS_SUFFIX}": list(network.weights)
+                    for name, network in self.networks.items()
+                }
+            ),
             self.write_dir / run_folder.BEST,
             max_to_keep=1,
         )
@@ -493,6 +505,18 @@ class Trainer:
         """
         best = tf.train.latest_checkpoint(str(self.model_dir / run_folder.BEST))
         if best is None:
+            return False
+        keys = {name.split("/")[0] for name, _ in tf.train.list_variables(best)}
+        wanted = {f"{name}{BEST_WEIGHTS_SUFFIX}" for name in self.networks}
+        if not wanted <= keys:
+            # Written before the weights were listed one by one: it holds only
+            # some of them, and restoring it would mix two steps.
+            logging.warning(
+                "%s was written by an earlier version that kept only part of "
+                "the best weights; using the latest weights instead (train on "
+                "to write a complete best checkpoint)",
+                best,
+            )
             return False
         self.best_manager.checkpoint.restore(best).assert_existing_objects_matched()
         return True
