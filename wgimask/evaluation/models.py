@@ -188,7 +188,7 @@ class LearnedModels:
 
         self._device = "/CPU:0" if device == "cpu" else None
         # LiteRT runs on the CPU only: with a GPU to use, the Keras runtime
-        # (the same numbers to within float32 rounding, tests/test_lite.py).
+        # (the same numbers to within float32 rounding, tests/serve/test_lite.py).
         runtime = "keras" if device == "auto" and _gpu_visible() else None
         self._models: dict[tuple[str, float | None], inference.Model] = {}
         for need in needs:

@@ -73,7 +73,7 @@ def densify_graph(image, correction, density: float):
     residual 1e-6 (`wgimask.nn.exact_diffusion`), warm-started from the
     previous step's, instead of the direct solver. On 64 px photo crops at
     5/10/20 % the masks equal `densified_mask`'s
-    (`tests/test_point_placement.py`); with relative residual 1e-4 they
+    (`tests/masks/test_point_placement.py`); with relative residual 1e-4 they
     shared 95-100 % of their points. Large images take long: Jacobi CG
     needs more iterations as the gaps between points grow.
 

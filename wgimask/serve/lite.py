@@ -11,7 +11,7 @@ TensorFlow: that import alone took 2.1-3.3 s of the command's 7-10 s on the
 2-core development CPU (docs/performance.md). ``evaluate.py`` uses the same
 parts on the CPU. Otherwise inference builds the Keras networks (the
 ``keras`` runtime); both give the same numbers to within float32 rounding
-(tests/test_lite.py).
+(tests/serve/test_lite.py).
 
 The manifest ties the parts to the exported weights, not to the layer code:
 a change to how a part computes (for example the analytic density) must

@@ -21,7 +21,7 @@ from helpers import write_images
 
 import wgimask  # noqa: F401 (registers the layers for load_model)
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 # Bounds every process: a worker whose peer is gone may wait for it.
 TIMEOUT = 240

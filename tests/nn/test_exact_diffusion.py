@@ -182,7 +182,7 @@ def test_mirrored_strategy_matches_one_device():
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import sys; sys.path.insert(0, {os.path.dirname(os.path.dirname(__file__))!r})
         from helpers import photo_crop
         from wgimask.baselines import random_mask
         from wgimask.nn.exact_diffusion import diffusion_inpaint

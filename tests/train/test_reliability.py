@@ -23,7 +23,7 @@ from wgimask.serve import export
 from wgimask.train.loop import NonFiniteError, train
 from wgimask.train.trainer import Trainer
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY = dict(
     image_size=16,
     batch_size=4,

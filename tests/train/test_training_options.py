@@ -21,7 +21,7 @@ from wgimask.train.loop import train
 from wgimask.train.trainer import Trainer
 from wgimask.train.warm_start import WarmStartError, warm_start
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY = dict(
     image_size=16,
     batch_size=2,

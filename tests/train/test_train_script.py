@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from helpers import write_images
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
 from wgimask.config import TrainingConfig  # noqa: E402

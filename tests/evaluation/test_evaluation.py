@@ -22,7 +22,7 @@ from wgimask import evaluation
 from wgimask.evaluation import EvaluationConfig, Method, parse_method
 from wgimask.evaluation import run as evaluation_run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DENSITIES = (0.1, 0.2)
 SIZE = 32
 

@@ -35,7 +35,7 @@ def test_two_devices_match_one_device(tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import sys; sys.path.insert(0, {os.path.dirname(os.path.dirname(__file__))!r})
         from helpers import synthetic_image
         from wgimask.train import data
         from wgimask.train.trainer import Trainer

@@ -101,7 +101,7 @@ def test_config_names_what_densified_points_need(change, field):
 
 
 def test_flag(tmp_path):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
     import train as script
 
     try:
