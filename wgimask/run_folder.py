@@ -8,8 +8,13 @@
 * `check_resumable`: refuses to resume a folder whose saved config differs in
   a field that changes the networks or the objective.
 * `remove_leftovers`: removes the temporary folders a kill leaves behind
-  (``ckpt-N_temp`` of checkpoints, ``.export-XXXX`` of exports).
-* `start_over`: empties a run folder for ``--overwrite``.
+  (``ckpt-N_temp`` of checkpoints, ``.export-XXXX`` of exports), after
+  putting back a complete export that a kill left set aside.
+* `start_over`: empties a run folder for ``--overwrite``;
+  `finish_start_over` completes one that a kill interrupted.
+
+`CONFIG`, `CHECKPOINTS`, `BEST`, ... are the names of everything a run
+writes; no other module spells them out.
 """
 
 from __future__ import annotations
@@ -69,9 +74,15 @@ VALIDATED = "validated.json"
 #: What a run writes into its folder (removed by `start_over`).
 RUN_CONTENTS = (CHECKPOINTS, BEST, LOGS, EXPORT, CONFIG, HISTORY, VALIDATED)
 LOCK_NAME = ".lock"
+#: Present while `start_over` empties a folder, so that the next run finishes
+#: an emptying that a kill interrupted before it reads anything of the old run.
+STARTING_OVER = ".starting-over"
 #: Prefix of the temporary folders an export is written to (renamed into
 #: place when complete).
 EXPORT_TEMP_PREFIX = ".export-"
+#: Prefix of the folder a replaced export is set aside in until the new one
+#: is in place (`wgimask.serve.model_files.replace_folder`).
+EXPORT_OLD_PREFIX = f"{EXPORT_TEMP_PREFIX}old-"
 
 
 class RunFolderError(ValueError):
@@ -198,7 +209,15 @@ def check_resumable(model_dir: pathlib.Path, wanted: dict) -> None:
             and what to do.
     """
     path = model_dir / CONFIG
-    if not path.exists() or not (model_dir / CHECKPOINTS).exists():
+    if not (model_dir / CHECKPOINTS).exists():
+        return
+    if not path.exists():
+        if any((model_dir / CHECKPOINTS).glob("*.index")):
+            # Without it nothing says which networks the checkpoints hold.
+            raise RunFolderError(
+                f"model_dir {model_dir} holds checkpoints but no {CONFIG}; use "
+                "another --model_dir, or --overwrite to start over"
+            )
         return
     try:
         saved = json.loads(path.read_text())
@@ -228,6 +247,15 @@ def remove_leftovers(model_dir: pathlib.Path) -> list[pathlib.Path]:
     Returns:
         The removed paths.
     """
+    export = model_dir / EXPORT
+    set_aside = sorted(model_dir.glob(f"{EXPORT_OLD_PREFIX}*/{EXPORT}"))
+    if not export.exists() and set_aside:
+        # Killed between the two renames of an export's replacement: the
+        # previous export is complete; the new one may not be.
+        set_aside[0].replace(export)
+        logging.info(
+            "Put back the previous export %s (a replacement was cut short)", export
+        )
     leftovers = [p for p in model_dir.glob(f"{EXPORT_TEMP_PREFIX}*") if p.is_dir()]
     for sub in (CHECKPOINTS, BEST):
         leftovers += (model_dir / sub).glob("*_temp")
@@ -246,10 +274,32 @@ def remove_leftovers(model_dir: pathlib.Path) -> list[pathlib.Path]:
 
 
 def start_over(model_dir: pathlib.Path) -> None:
-    """Removes what a run wrote into `model_dir` (for ``--overwrite``)."""
+    """Removes what a run wrote into `model_dir` (for ``--overwrite``).
+
+    A marker file (`STARTING_OVER`) stands in the folder until everything is
+    gone: a run killed in between leaves it, and `finish_start_over` at the
+    next start completes the removal, so no part of the old run (its best
+    weights and their score, its validated step) outlives the start-over.
+    """
+    marker = model_dir / STARTING_OVER
+    marker.touch()
     for name in RUN_CONTENTS:
         path = model_dir / name
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+    marker.unlink()
+
+
+def finish_start_over(model_dir: pathlib.Path) -> bool:
+    """Completes a `start_over` that was interrupted; True if there was one."""
+    if not (model_dir / STARTING_OVER).exists():
+        return False
+    logging.warning(
+        "%s: an --overwrite was interrupted before the old run was removed; "
+        "removing the rest of it now",
+        model_dir,
+    )
+    start_over(model_dir)
+    return True

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import keras
 import numpy as np
@@ -235,6 +236,80 @@ def test_export_and_warm_start_take_exactly_the_best_steps_weights(
     for name, weights in source_weights(run, names).items():
         for weight in getattr(step2, name).weights:
             np.testing.assert_array_equal(weights[weight.path], weight.numpy())
+
+
+@pytest.mark.slow
+def test_a_killed_overwrite_is_finished_by_the_next_run(finished, monkeypatch):
+    model_dir = pathlib.Path(finished.model_dir)
+    rmtree = shutil.rmtree
+
+    def killed_after_checkpoints(path, *args, **kwargs):
+        rmtree(path, *args, **kwargs)
+        if pathlib.Path(path).name == run_folder.CHECKPOINTS:
+            raise KeyboardInterrupt  # the process dies here
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run_folder.shutil, "rmtree", killed_after_checkpoints)
+        with pytest.raises(KeyboardInterrupt):
+            train(dataclasses.replace(finished, density=0.2), overwrite=True)
+    assert (model_dir / run_folder.BEST / run_folder.BEST_RECORD).exists()
+    # Rerun without --overwrite: nothing of the old run may survive.
+    started = time.time_ns()
+    train(dataclasses.replace(finished, density=0.2), export=False)
+    history = (model_dir / run_folder.HISTORY).read_text().splitlines()
+    assert len(history) == 1  # the new run's one validation, none of the old
+    best = model_dir / run_folder.BEST / run_folder.BEST_RECORD
+    assert best.stat().st_mtime_ns >= started
+    assert json.loads(best.read_text())["mask_loss"] == json.loads(history[0])["best"]
+
+
+@pytest.mark.slow
+def test_checkpoints_without_their_config_are_refused(finished):
+    model_dir = pathlib.Path(finished.model_dir)
+    (model_dir / run_folder.CONFIG).unlink()
+    with pytest.raises(run_folder.RunFolderError, match="no config.json") as error:
+        train(dataclasses.replace(finished, density=0.2), export=False)
+    assert "\n" not in str(error.value) and "--overwrite" in str(error.value)
+
+
+@pytest.mark.slow
+def test_a_lost_checkpoint_state_file_still_resumes(finished):
+    model_dir = pathlib.Path(finished.model_dir)
+    (model_dir / run_folder.CHECKPOINTS / "checkpoint").unlink()
+    trainer = Trainer(finished)
+    assert trainer.restore() and int(trainer.step) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated data", "empty index"])
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(finished, damage):
+    folder = pathlib.Path(finished.model_dir) / run_folder.CHECKPOINTS
+    if damage == "empty index":
+        (folder / "ckpt-2.index").write_bytes(b"")
+    else:
+        data = next(folder.glob("ckpt-2.data-*"))
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    trainer = Trainer(finished)
+    assert trainer.restore() and int(trainer.step) == 1
+    longer = dataclasses.replace(finished, epochs=2)
+    assert int(train(longer, export=False).step) == 4
+
+
+@pytest.mark.slow
+def test_an_export_set_aside_by_a_killed_replacement_is_put_back(finished):
+    model_dir = pathlib.Path(finished.model_dir)
+    train(finished)  # writes export/
+    export = model_dir / run_folder.EXPORT
+    files = sorted(str(p.relative_to(export)) for p in export.rglob("*"))
+    # The state a kill between replace_folder's two renames leaves: the old
+    # export set aside, the new one complete in its temporary folder.
+    aside = model_dir / f"{run_folder.EXPORT_OLD_PREFIX}k1ll3d"
+    aside.mkdir()
+    export.replace(aside / run_folder.EXPORT)
+    shutil.copytree(aside / run_folder.EXPORT, model_dir / ".export-n3w")
+    train(finished, export=False)
+    assert sorted(str(p.relative_to(export)) for p in export.rglob("*")) == files
+    assert not list(model_dir.glob(f"{run_folder.EXPORT_TEMP_PREFIX}*"))
 
 
 def test_unknown_saved_fields_count_as_differences():

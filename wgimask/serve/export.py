@@ -418,7 +418,7 @@ def export_models(
                 f"will use TensorFlow",
                 file=sys.stderr,
             )
-        replace_folder(tmp, final, f"{run_folder.EXPORT_TEMP_PREFIX}old-")
+        replace_folder(tmp, final, run_folder.EXPORT_OLD_PREFIX)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

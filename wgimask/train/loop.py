@@ -25,7 +25,7 @@ from absl import logging
 from wgimask import run_folder
 from wgimask.config import TrainingConfig
 from wgimask.serve.export import export_models
-from wgimask.train import data, warm_start
+from wgimask.train import checkpoints, data, warm_start
 from wgimask.train.trainer import GRAD_NORM, Trainer, write_json
 
 # Number of validation images written to TensorBoard at each epoch end.
@@ -101,7 +101,7 @@ def _open_run(trainer: Trainer, overwrite: bool, stack: contextlib.ExitStack):
     stack.enter_context(run_folder.RunLock(model_dir, "training"))
     if overwrite:
         run_folder.start_over(model_dir)
-    else:
+    elif not run_folder.finish_start_over(model_dir):
         run_folder.check_resumable(model_dir, dataclasses.asdict(config))
     run_folder.remove_leftovers(model_dir)
 
@@ -120,9 +120,7 @@ def _check_finite(values: dict, step: int, trainer: Trainer) -> None:
             what = f"gradient norm of the {name[len(GRAD_NORM) :]}"
         else:
             what = _CHECKED.get(name, name)
-        last = tf.train.latest_checkpoint(
-            str(trainer.model_dir / run_folder.CHECKPOINTS)
-        )
+        last = checkpoints.latest_intact(trainer.model_dir / run_folder.CHECKPOINTS)
         kept = (
             f"the last good checkpoint is step {last.rsplit('-', 1)[1]}"
             if last
@@ -407,6 +405,7 @@ def export_run(model_dir: str | os.PathLike) -> pathlib.Path:
         )
     config = TrainingConfig(**json.loads(config_path.read_text()))
     with run_folder.RunLock(model_dir, "exporting"):
+        run_folder.finish_start_over(model_dir)
         run_folder.remove_leftovers(model_dir)
         trainer = Trainer(config)
         if not trainer.restore():

@@ -37,7 +37,7 @@ from wgimask.nn.build import build_networks
 from wgimask.nn.exact_diffusion import diffusion_inpaint
 from wgimask.nn.networks import draw_seed
 from wgimask.pipeline import MaskPipeline
-from wgimask.train import data
+from wgimask.train import checkpoints, data
 from wgimask.train.cluster import (
     WORKER_TEMP_PREFIX,
     cluster_role,
@@ -483,15 +483,13 @@ class Trainer:
     # --- Checkpoints --------------------------------------------------------------
 
     def restore(self) -> bool:
-        """Restores the latest checkpoint of `model_dir`, if any.
+        """Restores the newest intact checkpoint of `model_dir`, if any.
 
         Returns:
             True if a checkpoint was restored.
         """
         # The shared folder: a non-chief worker resumes from the chief's saves.
-        latest = tf.train.latest_checkpoint(
-            str(self.model_dir / run_folder.CHECKPOINTS)
-        )
+        latest = checkpoints.latest_intact(self.model_dir / run_folder.CHECKPOINTS)
         if latest is None:
             return False
         self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -503,7 +501,7 @@ class Trainer:
         Returns:
             True if best weights were found and loaded.
         """
-        best = tf.train.latest_checkpoint(str(self.model_dir / run_folder.BEST))
+        best = checkpoints.latest_intact(self.model_dir / run_folder.BEST)
         if best is None:
             return False
         keys = {name.split("/")[0] for name, _ in tf.train.list_variables(best)}
