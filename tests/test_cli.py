@@ -261,3 +261,94 @@ def test_quiet_tensorflow_import_skips_matplotlib_but_leaves_it_importable():
     done = run_python(script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "matplotlib.pyplot"]
+
+
+# --- Outputs: all or none, never through a link; inputs that cannot hurt ---------
+
+
+def _model_free(capsys, photo, out, *extra):
+    return _run(
+        capsys,
+        photo,
+        "--mask=analytic",
+        "--inpainting=diffusion",
+        f"--output_dir={out}",
+        *extra,
+    )
+
+
+def test_an_output_name_that_is_a_link_is_refused_or_replaced_never_followed(
+    tmp_path, capsys
+):
+    photo = _photo(tmp_path, height=24, width=30)
+    out = tmp_path / "out"
+    out.mkdir()
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me")
+    link = out / "photo_analytic_d0.1_mask.png"
+    link.symlink_to(outside)
+    dangling = out / "photo_analytic_d0.1_known.png"
+    dangling.symlink_to(tmp_path / "nowhere.png")
+    code, _, err = _model_free(capsys, photo, out)
+    assert code == 1 and "exist" in err and "--overwrite" in err
+    assert not (tmp_path / "nowhere.png").exists()
+    code, _, _ = _model_free(capsys, photo, out, "--overwrite")
+    assert code == 0
+    assert outside.read_text() == "keep me"  # the link was replaced, not followed
+    assert not link.is_symlink() and Image.open(link).size == (30, 24)
+    assert not (tmp_path / "nowhere.png").exists()
+
+
+def test_an_interrupted_or_failing_write_leaves_no_file(tmp_path, monkeypatch):
+    from wgimask import image_files
+
+    out = tmp_path / "out"
+    out.mkdir()
+    images = {out / f"{n}.png": np.full((8, 8), 0.5) for n in "abcd"}
+    saved = Image.Image.save
+    calls = []
+
+    def interrupted_at_the_third(self, fp, *args, **kwargs):
+        calls.append(fp)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the third PNG is encoded
+        return saved(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", interrupted_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        image_files.save_pngs(images, overwrite=False)
+    assert list(out.iterdir()) == []  # none of the four, no temporary file
+    monkeypatch.setattr(Image.Image, "save", saved)
+    image_files.save_pngs(images, overwrite=False)  # the rerun is not blocked
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "d.png"]
+    # A file that appeared meanwhile (another process) is not replaced.
+    with pytest.raises(FileExistsError):
+        image_files.save_pngs({out / "a.png": np.zeros((8, 8))}, overwrite=False)
+    assert np.asarray(Image.open(out / "a.png")).max() == 128
+
+
+def test_oversized_unreadable_and_special_inputs_are_skipped_in_one_line(
+    tmp_path, capsys
+):
+    good = _photo(tmp_path, "good.png", height=24, width=30)
+    # A tiny PNG whose header claims 20000x20000 pixels (400 Mpx).
+    bomb = tmp_path / "bomb.png"
+    Image.new("L", (20000, 20000)).save(bomb, optimize=True)
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    code, stdout, err = _run(
+        capsys,
+        bomb,
+        fifo,
+        good,
+        "--mask=analytic",
+        "--inpainting=diffusion",
+        f"--output_dir={out}",
+        "--max_megapixels=10",
+    )
+    assert code == 1 and "Traceback" not in err
+    assert "bomb.png: 20000x20000 px (400 Mpx) is over --max_megapixels=10" in err
+    assert "pipe.png: not a regular file" in err
+    assert "2 of 3 images failed" in err
+    assert (out / "good_analytic_d0.1_mask.png").is_file()  # the others go on
