@@ -20,7 +20,7 @@ from wgimask import _entry  # noqa: E402 (light: no TensorFlow yet)
 # Quiet start-up (no TensorFlow log block); real errors still reach stderr.
 _entry.import_tensorflow_quietly()
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from wgimask import run_folder  # noqa: E402
 from wgimask.config import (  # noqa: E402
@@ -210,7 +210,11 @@ def config_from_flags() -> TrainingConfig:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+        # One line, not absl's page of usage: flags are --name=value.
+        sys.exit(
+            f"train.py: unexpected argument(s) {' '.join(argv[1:])!r}; flags are "
+            "given as --name=value (python train.py --help lists them)"
+        )
     try:
         config = config_from_flags()
     except ValueError as error:
@@ -242,6 +246,10 @@ def main(argv):
     ) as error:
         print(flush=True)  # end the progress bar's line
         sys.exit(f"train.py: {error}")
+    except loop.TrainingInterruptedError as error:
+        print(flush=True)
+        print(f"train.py: {error}", file=sys.stderr)
+        sys.exit(128 + error.signum)  # as a shell reports a signal's death
     if trainer.is_chief:
         print(f"Exported models to {config.model_dir}/export")
 

@@ -12,6 +12,10 @@ import math
 MODEL_SIZES = {"paper": 1.0, "medium": 0.5, "small": 0.25, "tiny": 0.125}
 #: Three 2x2 poolings: image sides must be multiples of this.
 DOWNSAMPLING = 8
+#: Largest training crop: 4096 px crops ended in TensorFlow's "Cannot parse
+#: tensor from proto" instead of training; the paper trains on 64 and 128 px,
+#: and inference takes images of any size.
+MAX_IMAGE_SIZE = 1024
 #: Prefill options of the inpainting generator (None = the paper's g).
 PREFILLS = (None, "diffusion")
 #: Prior options of the mask generator (None = the paper's m).
@@ -203,8 +207,14 @@ class TrainingConfig:
             fail("density", "in (0, 1)")
         if self.mode not in MODES:
             fail("mode", f"one of {MODES}")
-        if self.image_size < DOWNSAMPLING or self.image_size % DOWNSAMPLING:
-            fail("image_size", f"a positive multiple of {DOWNSAMPLING}")
+        if (
+            not DOWNSAMPLING <= self.image_size <= MAX_IMAGE_SIZE
+            or self.image_size % DOWNSAMPLING
+        ):
+            fail(
+                "image_size",
+                f"a positive multiple of {DOWNSAMPLING}, at most {MAX_IMAGE_SIZE}",
+            )
         if self.channels not in (1, 3):
             fail("channels", "1 or 3")
         for name in ("batch_size", "epochs", "steps_per_epoch", "checkpoint_every"):
@@ -226,8 +236,9 @@ class TrainingConfig:
             fail("validation_fraction", "in [0, 1)")
         if self.validation_crops not in VALIDATION_CROPS:
             fail("validation_crops", f"one of {VALIDATION_CROPS}")
-        if self.seed < 0:
-            fail("seed", "non-negative")
+        if not 0 <= self.seed < 2**32:
+            # Numpy's and TensorFlow's seeds are 32-bit.
+            fail("seed", "in [0, 2^32)")
         if self.precision not in PRECISIONS:
             fail("precision", f"one of {PRECISIONS}")
         if self.mask_operator not in MASK_OPERATORS:

@@ -16,6 +16,7 @@ from helpers import write_images
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
+from wgimask import run_folder  # noqa: E402
 from wgimask.config import TrainingConfig  # noqa: E402
 
 
@@ -155,3 +156,73 @@ def test_resuming_with_another_model_size_stops_with_one_line(flags_parsed, tmp_
     message = str(exit_info.value.code)
     assert "\n" not in message
     assert "model_size 'tiny' -> 'small'" in message and "--overwrite" in message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_after_a_checkpoint_of_the_step_in_one_line(tmp_path, signum):
+    write_images(tmp_path / "photos")
+    model_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        f"--data_dir={tmp_path / 'photos'}",
+        f"--model_dir={model_dir}",
+        "--image_size=16",
+        "--batch_size=4",
+        "--model_size=tiny",
+        "--epochs=1",
+        "--steps_per_epoch=500",
+        "--checkpoint_every=1000",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    # Wait for training to run: the progress line's first steps.
+    deadline = time.time() + 240
+    log = model_dir / run_folder.LOGS
+    while not log.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    time.sleep(3)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, err[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith("train.py:")]
+    assert len(lines) == 1 and "Traceback" not in err
+    name = signal.Signals(signum).name
+    assert f"stopped by {name} after step" in lines[0] and "resume" in lines[0]
+    step = int(lines[0].split("after step ")[1].split()[0])
+    assert 0 < step < 500
+    saved = tf.train.latest_checkpoint(str(model_dir / run_folder.CHECKPOINTS))
+    assert saved is not None and saved.endswith(f"-{step}")
+
+
+def test_a_stray_argument_is_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "0.05", "--density=0.1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("train.py: unexpected argument(s) '0.05'")
+    )
+    assert len(done.stderr.strip().splitlines()) <= 3
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--seed=4294967296", "--seed must be in [0, 2^32)"),
+        ("--image_size=4096", "--image_size must be a positive multiple of 8, at most"),
+    ],
+)
+def test_out_of_range_settings_are_one_line(flags_parsed, flag, message):
+    flags_parsed(flag, pack=False)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["train.py"])
+    assert str(exit_info.value.code).startswith(f"train.py: {message}")

@@ -15,7 +15,9 @@ import json
 import math
 import os
 import pathlib
+import signal
 import sys
+import threading
 import time
 
 import keras
@@ -42,6 +44,58 @@ _CHECKED = {
 
 class NonFiniteError(FloatingPointError):
     """Training stopped because a loss or gradient norm became NaN or inf."""
+
+
+class TrainingInterruptedError(Exception):
+    """Training stopped by SIGINT or SIGTERM after a checkpoint of its step.
+
+    Attributes:
+        step: The last step trained (and checkpointed, by the chief of a
+            one-process run).
+        signum: The signal.
+    """
+
+    def __init__(self, step: int, signum: int, saved: bool):
+        name = signal.Signals(signum).name
+        kept = (
+            f"checkpoint of step {step} written"
+            if saved
+            else "the last checkpoint is kept"
+        )
+        super().__init__(
+            f"stopped by {name} after step {step} ({kept}); rerun the same "
+            "command to resume"
+        )
+        self.step, self.signum = step, signum
+
+
+@contextlib.contextmanager
+def _stop_requests():
+    """SIGINT and SIGTERM ask the loop to stop after the current step.
+
+    Yields a list that holds the signal once one arrived. A second signal
+    stops at once (the default handlers are back by then).
+    """
+    requested: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested  # handlers can only be set in the main thread
+        return
+
+    def request(signum, frame):
+        requested.append(signum)
+        for each in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(each, previous[each])
+
+    previous = {
+        each: signal.getsignal(each) for each in (signal.SIGINT, signal.SIGTERM)
+    }
+    for each in previous:
+        signal.signal(each, request)
+    try:
+        yield requested
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
 
 
 def validation_crop_mode(config: TrainingConfig) -> str:
@@ -346,6 +400,13 @@ def _train_loop(trainer: Trainer, train_images, val_images, train_names) -> None
         print(f"Validating epoch {start // config.steps_per_epoch} (missed before)")
         best = _validate_epoch(trainer, validation, writer, start, best, timing)
 
+    with _stop_requests() as stop:
+        _steps(trainer, iterator, validation, writer, start, best, timing, stop)
+
+
+def _steps(trainer, iterator, validation, writer, start, best, timing, stop) -> None:
+    """The epochs from step `start`: steps, checkpoints, validations."""
+    config = trainer.config
     step = start
     while step < config.total_steps:
         epoch = step // config.steps_per_epoch
@@ -361,6 +422,15 @@ def _train_loop(trainer: Trainer, train_images, val_images, train_names) -> None
             _check_finite(values, step, trainer)
             if step % config.checkpoint_every == 0:
                 trainer.manager.save(checkpoint_number=step)
+            if stop:
+                # A complete, finite step: keep it (one process only; the
+                # workers of a cluster save together, which a signal to one
+                # of them cannot arrange).
+                saved = trainer.workers == 1 and trainer.is_chief
+                if saved and step % config.checkpoint_every:
+                    trainer.manager.save(checkpoint_number=step)
+                writer.flush()
+                raise TrainingInterruptedError(step, stop[0], saved)
             bar.update(
                 step - epoch * config.steps_per_epoch,
                 [(k, float(t.result())) for k, t in trainer.trackers.items()],
