@@ -52,6 +52,11 @@ flags.DEFINE_string(
     "inpaint/export/inpainter/ (needed by the learned methods).",
 )
 flags.DEFINE_string("output_dir", "eval_out", "Where reports and figures go.")
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace an earlier evaluation in --output_dir (its figures are removed).",
+)
 flags.DEFINE_integer("max_images", None, "Evaluate at most this many images.")
 flags.DEFINE_integer("seed", 0, "Seed of the random mask methods.")
 flags.DEFINE_enum(
@@ -125,6 +130,7 @@ def main(argv: list[str]) -> None:
             figures=FLAGS.figures,
             learned_device=FLAGS.learned_device,
             progress=FLAGS.progress,
+            overwrite=FLAGS.overwrite,
         )
     except evaluation.ConfigError as error:
         sys.exit(

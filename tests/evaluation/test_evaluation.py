@@ -609,3 +609,24 @@ def test_entry_script_help_lists_its_own_flags():
     assert run.returncode == 0
     assert "--image_size" in run.stdout and "(default: '64')" in run.stdout
     assert "oneDNN" not in run.stderr
+
+
+def test_a_bad_crop_size_is_blamed_on_itself(image_dir, tmp_path):
+    with pytest.raises(evaluation.ConfigError) as error:
+        _config(image_dir, tmp_path, image_size=0)
+    assert error.value.field == "image_size"
+
+
+def test_an_earlier_evaluation_is_kept_unless_overwritten(image_dir, tmp_path):
+    config = _config(image_dir, tmp_path, methods=("random+hd",), densities=(0.1,))
+    first = evaluation.run_evaluation(config)
+    stale = first.output_dir / "figures" / "an_image_no_longer_there.png"
+    stale.write_bytes(b"")
+    with pytest.raises(evaluation.EvaluationError, match="--overwrite") as error:
+        evaluation.run_evaluation(config)
+    assert "\n" not in str(error.value) and stale.exists()
+    again = evaluation.run_evaluation(dataclasses.replace(config, overwrite=True))
+    assert not stale.exists()
+    assert sorted(p.name for p in (again.output_dir / "figures").iterdir()) == sorted(
+        p.name for p in again.figures
+    )

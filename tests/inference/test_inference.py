@@ -203,3 +203,22 @@ def test_prior_and_prefilled_models_see_the_whole_image(tmp_path):
     inpainted = model.inpaint(image[None], mask[None])[0]
     diffused = np.clip(baselines.inpaint(image, mask), 0.0, 1.0)
     np.testing.assert_allclose(inpainted, diffused, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape", [(5, 5), (2, 2), (3, 7), (20, 20), (8, 13), (451, 300)]
+)
+def test_the_smallest_density_a_refusal_names_works(shape):
+    with pytest.raises(ValueError, match="use at least") as error:
+        inference.check_density(1e-9, shape)
+    hint = float(str(error.value).rsplit("use at least ", 1)[1])
+    assert inference.check_density(hint, shape) >= 1
+
+
+def test_a_nan_pixel_is_named_as_such():
+    from wgimask.inference import arrays
+
+    image = np.full((8, 8, 3), 0.5)
+    image[3, 4, 1] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite value"):
+        arrays.as_image(image, 3)

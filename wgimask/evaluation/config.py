@@ -166,6 +166,8 @@ class EvaluationConfig:
             the learned models, or 3 when no learned method runs.
         models_dir: Folder with the exported learned models (module docstring).
         output_dir: Where reports and figures are written.
+        overwrite: Whether an earlier evaluation's results in `output_dir`
+            may be replaced (its figures are removed first).
         max_images: Use at most this many usable images; ``None`` uses all.
         seed: Seeds every random mask method; a seed repeats the results.
         mg_density: ``exact`` keeps the round(D N) most confident mask-GAN
@@ -201,6 +203,7 @@ class EvaluationConfig:
     figures: bool = True
     learned_device: str = "auto"
     progress: bool = True
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         # Normalise sequences so a list from a flag parser works too.
@@ -218,6 +221,18 @@ class EvaluationConfig:
         if len(set(names)) != len(names):
             raise ConfigError("methods", f"repeated: {', '.join(self.methods)}")
         object.__setattr__(self, "methods", tuple(names))
+        # The crop size first: the densities are checked against it.
+        if (
+            isinstance(self.image_size, bool)
+            or not isinstance(self.image_size, int)
+            or self.image_size < 16
+            or self.image_size % 8
+        ):
+            raise ConfigError(
+                "image_size",
+                f"must be a multiple of 8 and at least 16 "
+                f"(the paper uses 64 or 128), got {self.image_size!r}",
+            )
         if not self.densities:
             raise ConfigError("densities", "give at least one density")
         for density in self.densities:
@@ -237,17 +252,6 @@ class EvaluationConfig:
                 )
         if len(set(self.densities)) != len(self.densities):
             raise ConfigError("densities", f"repeated: {self.densities}")
-        if (
-            isinstance(self.image_size, bool)
-            or not isinstance(self.image_size, int)
-            or self.image_size < 16
-            or self.image_size % 8
-        ):
-            raise ConfigError(
-                "image_size",
-                f"must be a multiple of 8 and at least 16 "
-                f"(the paper uses 64 or 128), got {self.image_size!r}",
-            )
         if self.channels not in (None, 1, 3):
             raise ConfigError(
                 "channels",

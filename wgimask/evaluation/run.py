@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -326,6 +327,14 @@ def _figure_name(index: int, name: str) -> str:
     return f"{index:04d}_{safe}.png"
 
 
+def earlier_results(output_dir: Path) -> list[Path]:
+    """What an evaluation wrote into `output_dir` (its reports and figures)."""
+    names = ("results.csv", "per_image.csv", "results.md", "config.json", "figures")
+    found = [output_dir / n for n in names if (output_dir / n).exists()]
+    # tradeoff_figure_name's files, whatever their densities.
+    return found + sorted(output_dir.glob("tradeoff_*pct.png"))
+
+
 def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
     """Runs every method at every density on every image and writes reports.
 
@@ -346,6 +355,13 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
     problem = _entry.output_dir_problem(config.output_dir)
     if problem:
         raise EvaluationError(f"--output_dir: {problem}")
+    earlier = earlier_results(Path(config.output_dir))
+    if earlier and not config.overwrite:
+        raise EvaluationError(
+            f"--output_dir: {config.output_dir} holds an earlier evaluation "
+            f"({earlier[0].name}{' and more' if len(earlier) > 1 else ''}); pass "
+            "--overwrite to replace it or choose another --output_dir"
+        )
     needs = check_models(config)
     models = (
         LearnedModels(
@@ -374,6 +390,12 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
         )
     output_dir = Path(config.output_dir)
     figure_dir = output_dir / "figures"
+    # No figure of the earlier run may stand beside the new results.
+    for path in earlier_results(output_dir):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     output_dir.mkdir(parents=True, exist_ok=True)
     if config.figures:
         figure_dir.mkdir(exist_ok=True)

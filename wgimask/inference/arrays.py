@@ -78,10 +78,16 @@ def as_image(image: np.ndarray, channels: int) -> np.ndarray:
             f"expected an (H, W) or (H, W, C) image of at least 2x2 pixels, "
             f"received shape {image.shape}"
         )
-    if not np.isfinite(image).all() or image.min() < 0.0 or image.max() > 1.0:
+    finite = np.isfinite(image)
+    if not finite.all():
+        bad = image.size - int(finite.sum())
+        raise ValueError(
+            f"expected finite values in [0, 1], received {bad} NaN or infinite value(s)"
+        )
+    if image.min() < 0.0 or image.max() > 1.0:
         raise ValueError(
             f"expected finite values in [0, 1], received values in "
-            f"[{np.nanmin(image):g}, {np.nanmax(image):g}]"
+            f"[{image.min():g}, {image.max():g}]"
         )
     if image.shape[-1] == channels:
         return image

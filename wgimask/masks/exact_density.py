@@ -8,6 +8,7 @@ borders out of masks computed in non-overlapping tiles.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,12 +37,23 @@ def check_density(density: float, shape: Sequence[int]) -> int:
         raise ValueError(f"density must be in (0, 1), received {density!r}")
     count = point_count(density, shape)
     if count < 1:
-        smallest = 0.5 / (shape[0] * shape[1])
         raise ValueError(
             f"density {density:g} keeps 0 of the {shape[1]}x{shape[0]} image's "
-            f"{shape[0] * shape[1]} pixels; use at least {smallest:.2g}"
+            f"{shape[0] * shape[1]} pixels; use at least "
+            f"{smallest_density(shape):g}"
         )
     return count
+
+
+def smallest_density(shape: Sequence[int]) -> float:
+    """A density that keeps at least one pixel, with two significant digits.
+
+    round(D H W) rounds half to even, so 0.5 / (H W) keeps none; 1 / (H W),
+    rounded up to two significant digits, keeps one (or two).
+    """
+    exact = 1.0 / (shape[0] * shape[1])
+    scale = 10.0 ** (math.floor(math.log10(exact)) - 1)
+    return math.ceil(exact / scale) * scale
 
 
 def top_confidence_mask(
