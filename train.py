@@ -20,6 +20,7 @@ from wgimask import _entry  # noqa: E402 (light: no TensorFlow yet)
 # Quiet start-up (no TensorFlow log block); real errors still reach stderr.
 _entry.import_tensorflow_quietly()
 
+import tensorflow as tf  # noqa: E402 (imported quietly above)
 from absl import flags, logging  # noqa: E402
 
 from wgimask import run_folder  # noqa: E402
@@ -33,7 +34,7 @@ from wgimask.config import (  # noqa: E402
     VALIDATION_CROPS,
     TrainingConfig,
 )
-from wgimask.train import loop, warm_start  # noqa: E402
+from wgimask.train import cluster, loop, warm_start  # noqa: E402
 
 _DEFAULTS = TrainingConfig()
 FLAGS = flags.FLAGS
@@ -208,6 +209,29 @@ def config_from_flags() -> TrainingConfig:
     return TrainingConfig(**values).validate()
 
 
+#: Causes of a failed write that are the storage's, not the program's.
+_STORAGE = (
+    "No space left on device",
+    "Read-only file system",
+    "Permission denied",
+    "Disk quota exceeded",
+    "Operation not permitted",
+)
+
+
+def _storage_problem(error: Exception) -> str | None:
+    """The storage problem behind a failed write, in a few words (None: other)."""
+    text = error.strerror if isinstance(error, OSError) and error.strerror else ""
+    text = text or getattr(error, "message", "") or str(error)
+    for cause in _STORAGE:
+        if cause.lower() in text.lower() or (
+            isinstance(error, (tf.errors.PermissionDeniedError, PermissionError))
+            and cause == "Permission denied"
+        ):
+            return f"cannot write there ({cause})"
+    return None
+
+
 def main(argv):
     if len(argv) > 1:
         # One line, not absl's page of usage: flags are --name=value.
@@ -228,6 +252,11 @@ def main(argv):
             print(f"Exported {loop.export_run(config.model_dir)}")
         except (FileNotFoundError, ValueError) as error:
             sys.exit(f"train.py: --export_only: {error}")
+        except (OSError, tf.errors.OpError) as error:
+            problem = _storage_problem(error)
+            if problem is None:
+                raise
+            sys.exit(f"train.py: --export_only: {config.model_dir}: {problem}")
         return
     try:
         # Data problems are reported before any model is built.
@@ -243,9 +272,18 @@ def main(argv):
         run_folder.RunFolderError,
         loop.NonFiniteError,
         warm_start.WarmStartError,
+        cluster.ClusterConfigError,
     ) as error:
         print(flush=True)  # end the progress bar's line
         sys.exit(f"train.py: {error}")
+    except (OSError, tf.errors.OpError) as error:
+        # The run folder cannot be written (read-only, full disk, ...): one
+        # line; anything else is a bug and keeps its traceback.
+        problem = _storage_problem(error)
+        if problem is None:
+            raise
+        print(flush=True)
+        sys.exit(f"train.py: --model_dir {config.model_dir}: {problem}")
     except loop.TrainingInterruptedError as error:
         print(flush=True)
         print(f"train.py: {error}", file=sys.stderr)

@@ -226,3 +226,89 @@ def test_out_of_range_settings_are_one_line(flags_parsed, flag, message):
     with pytest.raises(SystemExit) as exit_info:
         train.main(["train.py"])
     assert str(exit_info.value.code).startswith(f"train.py: {message}")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(28, "No space left on device"),
+        tf.errors.ResourceExhaustedError(None, None, "write: No space left on device"),
+        tf.errors.PermissionDeniedError(None, None, "checkpoints/ckpt-1_temp"),
+        OSError(30, "Read-only file system"),
+    ],
+)
+def test_a_run_folder_that_cannot_be_written_is_one_line(
+    flags_parsed, tmp_path, monkeypatch, error
+):
+    write_images(tmp_path / "photos", count=3)
+    flags_parsed(
+        f"--data_dir={tmp_path / 'photos'}",
+        f"--model_dir={tmp_path / 'run'}",
+        pack=False,
+    )
+
+    def fails(*args, **kwargs):
+        raise error  # as a checkpoint or export write on that storage does
+
+    monkeypatch.setattr(train.loop, "train", fails)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["train.py"])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"train.py: --model_dir {tmp_path / 'run'}: cannot write")
+    assert "\n" not in message
+
+
+def test_other_errors_keep_their_traceback(flags_parsed, tmp_path, monkeypatch):
+    write_images(tmp_path / "photos", count=3)
+    flags_parsed(f"--data_dir={tmp_path / 'photos'}", pack=False)
+    monkeypatch.setattr(
+        train.loop, "train", lambda *a, **k: (_ for _ in ()).throw(OSError("bug"))
+    )
+    with pytest.raises(OSError, match="bug"):
+        train.main(["train.py"])
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        ("{not json", "TF_CONFIG is not valid JSON"),
+        (
+            '{"cluster": {"worker": ["localhost:1", "localhost:2"]}}',
+            'no "task"',
+        ),
+        (
+            '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, '
+            '"task": {"type": "worker", "index": 2}}',
+            "task index 2 is out of range",
+        ),
+    ],
+)
+def test_a_bad_tf_config_is_one_line(
+    flags_parsed, tmp_path, monkeypatch, tf_config, message
+):
+    write_images(tmp_path / "photos", count=3)
+    flags_parsed(
+        f"--data_dir={tmp_path / 'photos'}",
+        f"--model_dir={tmp_path / 'run'}",
+        pack=False,
+    )
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["train.py"])
+    assert str(exit_info.value.code).startswith("train.py: ")
+    assert message in str(exit_info.value.code)
+
+
+@pytest.mark.slow
+def test_export_only_with_an_unknown_setting_is_one_line(flags_parsed, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = dataclasses.asdict(TrainingConfig(model_dir=str(run)))
+    (run / "config.json").write_text(json.dumps({**saved, "future_option": 1}))
+    flags_parsed(f"--model_dir={run}", "--export_only", pack=False)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["train.py"])
+    message = str(exit_info.value.code)
+    assert (
+        message.startswith("train.py: --export_only: ") and "future_option" in message
+    )

@@ -53,6 +53,55 @@ def cluster_role(strategy: tf.distribute.Strategy) -> tuple[int, bool, str]:
     return workers, chief, f"{task_type} {task_id}"
 
 
+class ClusterConfigError(ValueError):
+    """A ``TF_CONFIG`` that names no usable cluster role (one-line message)."""
+
+
+def read_tf_config() -> dict:
+    """``TF_CONFIG`` as a dict ({} when unset), checked before TensorFlow reads it.
+
+    Raises:
+        ClusterConfigError: For text that is not a JSON object, a cluster
+            without a list of ``host:port`` addresses per task type, or a
+            ``task`` whose type is not in the cluster or whose index is out
+            of range.
+    """
+    text = os.environ.get("TF_CONFIG", "") or "{}"
+    try:
+        tf_config = json.loads(text)
+    except ValueError as error:
+        raise ClusterConfigError(f"TF_CONFIG is not valid JSON ({error})") from None
+    if not isinstance(tf_config, dict):
+        raise ClusterConfigError("TF_CONFIG must be a JSON object")
+    cluster = tf_config.get("cluster", {})
+    if not cluster:
+        return tf_config
+    if not isinstance(cluster, dict) or not all(
+        isinstance(v, list) and all(isinstance(a, str) for a in v)
+        for v in cluster.values()
+    ):
+        raise ClusterConfigError(
+            'TF_CONFIG "cluster" must map task types to lists of "host:port"'
+        )
+    task = tf_config.get("task")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise ClusterConfigError(
+            'TF_CONFIG names a cluster but no "task" {"type": ..., "index": ...} '
+            "for this process"
+        )
+    kind, index = task["type"], task["index"]
+    if kind not in cluster:
+        raise ClusterConfigError(
+            f"TF_CONFIG task type {kind!r} is not in the cluster ({', '.join(cluster)})"
+        )
+    if not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
+        raise ClusterConfigError(
+            f"TF_CONFIG task index {index!r} is out of range: the cluster has "
+            f"{len(cluster[kind])} {kind} task(s)"
+        )
+    return tf_config
+
+
 def default_strategy() -> tf.distribute.Strategy:
     """The strategy for this machine.
 
@@ -62,8 +111,11 @@ def default_strategy() -> tf.distribute.Strategy:
 
     Returns:
         A `tf.distribute.Strategy`.
+
+    Raises:
+        ClusterConfigError: For a bad ``TF_CONFIG`` (`read_tf_config`).
     """
-    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    tf_config = read_tf_config()
     if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
         return tf.distribute.MultiWorkerMirroredStrategy()
     if tf.config.list_logical_devices("GPU"):

@@ -473,7 +473,14 @@ def export_run(model_dir: str | os.PathLike) -> pathlib.Path:
         raise FileNotFoundError(
             f"model_dir {model_dir} holds no training run (no config.json)"
         )
-    config = TrainingConfig(**json.loads(config_path.read_text()))
+    saved = json.loads(config_path.read_text())
+    unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(TrainingConfig)})
+    if unknown:
+        raise ValueError(
+            f"{config_path} has settings this version does not know "
+            f"({', '.join(unknown)}); export it with the version that trained it"
+        )
+    config = TrainingConfig(**saved)
     with run_folder.RunLock(model_dir, "exporting"):
         run_folder.finish_start_over(model_dir)
         run_folder.remove_leftovers(model_dir)
