@@ -312,3 +312,28 @@ def test_export_only_with_an_unknown_setting_is_one_line(flags_parsed, tmp_path)
     assert (
         message.startswith("train.py: --export_only: ") and "future_option" in message
     )
+
+
+def test_a_taken_port_is_named_in_one_line(flags_parsed, tmp_path, monkeypatch):
+    import socket
+
+    write_images(tmp_path / "photos", count=3)
+    flags_parsed(
+        f"--data_dir={tmp_path / 'photos'}",
+        f"--model_dir={tmp_path / 'run'}",
+        pack=False,
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cluster = {"worker": [f"127.0.0.1:{port}", "127.0.0.1:1"]}
+        monkeypatch.setenv(
+            "TF_CONFIG",
+            json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}),
+        )
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(["train.py"])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"train.py: port {port} of this task (worker 0")
+    assert "\n" not in message

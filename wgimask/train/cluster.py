@@ -13,6 +13,7 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import tempfile
 
 import tensorflow as tf
@@ -102,6 +103,29 @@ def read_tf_config() -> dict:
     return tf_config
 
 
+def check_own_port(tf_config: dict) -> None:
+    """Refuses a task whose own port is taken, naming it (TensorFlow's server
+    would fail with a message that names no port, and leave its peers waiting).
+
+    Raises:
+        ClusterConfigError: If this task's port is in use on this machine.
+    """
+    task = tf_config["task"]
+    address = tf_config["cluster"][task["type"]][task["index"]]
+    port = address.rpartition(":")[2]
+    if not port.isdigit():
+        raise ClusterConfigError(f"TF_CONFIG address {address!r} has no port")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", int(port)))
+        except OSError as error:
+            raise ClusterConfigError(
+                f"port {port} of this task ({task['type']} {task['index']}, "
+                f"{address}) cannot be used: {error.strerror or error}"
+            ) from None
+
+
 def default_strategy() -> tf.distribute.Strategy:
     """The strategy for this machine.
 
@@ -117,6 +141,7 @@ def default_strategy() -> tf.distribute.Strategy:
     """
     tf_config = read_tf_config()
     if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
+        check_own_port(tf_config)
         return tf.distribute.MultiWorkerMirroredStrategy()
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
