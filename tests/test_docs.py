@@ -138,3 +138,12 @@ def test_script_commands_use_existing_flags():
                     script,
                     name,
                 )
+
+
+def test_every_test_a_document_names_exists():
+    named = []
+    for document in DOCUMENTS:
+        named += re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", document.read_text())
+    assert named, "docs/reliability.md names the test behind each promise"
+    for path, name in named:
+        assert f"def {name}(" in (REPO / path).read_text(), (path, name)
