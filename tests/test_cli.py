@@ -138,7 +138,7 @@ def test_zero_pixel_density_is_refused_before_any_output(model_dir, tmp_path, ca
         f"--output_dir={out}",
     )  # fmt: skip
     assert code == 1 and "keeps 0 of" in stderr and "a.png" in stderr
-    assert not list(out.iterdir())  # not even the first image's files
+    assert not out.exists()  # not even the folder, let alone a file
 
 
 @pytest.mark.slow
@@ -159,19 +159,19 @@ def test_tiny_images_follow_one_rule_decided_before_writing(
     one = _photo(tmp_path, "line.png", 1, 30)
     code, _, stderr = _run(capsys, one, photo, f"--output_dir={tmp_path / 'o2'}")
     assert code == 1 and "at least 2x2" in stderr
-    assert not list((tmp_path / "o2").iterdir())
+    assert not (tmp_path / "o2").exists()
 
 
 def test_output_dir_that_is_a_file_or_not_writable(tmp_path, capsys):
     photo = _photo(tmp_path, height=20, width=20)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    for target, message in ((blocker, "is a file"), (blocker / "sub", "not writable")):
+    for target, message in ((blocker, "is a file"), (blocker / "sub", "cannot be created")):
         code, _, stderr = _run(capsys, photo, f"--output_dir={target}")
         assert code == 1 and message in stderr and "Traceback" not in stderr
     if os.path.isdir("/proc/self"):  # read-only for root too
         code, _, stderr = _run(capsys, photo, "--output_dir=/proc/self/wgimask")
-        assert code == 1 and "not writable" in stderr
+        assert code == 1 and "/proc/self/wgimask cannot be created" in stderr
 
 
 def test_help_lists_the_commands_own_flags(capsys):
@@ -352,3 +352,31 @@ def test_oversized_unreadable_and_special_inputs_are_skipped_in_one_line(
     assert "pipe.png: not a regular file" in err
     assert "2 of 3 images failed" in err
     assert (out / "good_analytic_d0.1_mask.png").is_file()  # the others go on
+
+
+def test_what_an_input_loses_is_said_in_one_line(tmp_path, capsys):
+    rgba = tmp_path / "rgba.png"
+    Image.new("RGBA", (24, 20), (10, 200, 30, 128)).save(rgba)
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.arange(480, dtype=np.uint16).reshape(20, 24) * 100).save(deep)
+    code, _, err = _model_free(capsys, rgba, tmp_path / "out")
+    assert code == 0 and "rgba.png: its alpha channel is ignored (RGBA)" in err
+    code, _, err = _model_free(capsys, deep, tmp_path / "out")
+    assert code == 0 and "deep.png: read with its full precision (I;16" in err
+    assert "the outputs are 8-bit PNGs" in err
+
+
+def test_no_output_folder_when_every_input_fails(tmp_path, capsys):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    out = tmp_path / "out"
+    code, _, err = _model_free(capsys, broken, out)
+    assert code == 1 and "1 of 1 images failed" in err
+    assert not out.exists()
+
+
+def test_an_output_folder_that_cannot_be_created_says_so(tmp_path, capsys):
+    photo = _photo(tmp_path, height=24, width=30)
+    (tmp_path / "file").write_text("")
+    code, _, err = _model_free(capsys, photo, tmp_path / "file" / "out")
+    assert code == 1 and "cannot be created: Not a directory" in err

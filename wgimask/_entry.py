@@ -201,6 +201,9 @@ def output_dir_problem(path) -> str | None:
         return f"{path} is a file, not a folder"
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"{path} cannot be created: {error.strerror or error}"
+    try:
         probe = path / f".wgimask-write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()

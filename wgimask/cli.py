@@ -78,6 +78,16 @@ def check_output_dir(output_dir: pathlib.Path) -> None:
 def image_size(path: pathlib.Path, max_pixels: int | None = None) -> tuple[int, int]:
     """(height, width) of an image file from its header (no decoding).
 
+    See `image_header`, which also gives the Pillow mode.
+    """
+    return image_header(path, max_pixels)[:2]
+
+
+def image_header(
+    path: pathlib.Path, max_pixels: int | None = None
+) -> tuple[int, int, str]:
+    """(height, width, Pillow mode) of an image file from its header.
+
     Raises:
         UsageError: For anything but a regular file (a FIFO would block the
             command), an unreadable image, or one over `max_pixels` pixels
@@ -100,6 +110,7 @@ def image_size(path: pathlib.Path, max_pixels: int | None = None) -> tuple[int, 
     try:
         with Image.open(path) as image:
             width, height = image.size
+            mode = image.mode
     except Image.DecompressionBombError:
         raise UsageError(
             f"{path}: its header claims too many pixels to decode"
@@ -113,7 +124,20 @@ def image_size(path: pathlib.Path, max_pixels: int | None = None) -> tuple[int, 
             f"{path}: {width}x{height} px ({width * height / 1e6:.0f} Mpx) is over "
             f"--max_megapixels={max_pixels / 1e6:g}"
         )
-    return height, width
+    return height, width, mode
+
+
+def input_notes(path: pathlib.Path, mode: str) -> list[str]:
+    """What the command does not keep of an input, one line each."""
+    notes = []
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or mode.endswith("A"):
+        notes.append(f"{path.name}: its alpha channel is ignored ({mode})")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        notes.append(
+            f"{path.name}: read with its full precision ({mode}); the outputs "
+            "are 8-bit PNGs"
+        )
+    return notes
 
 
 def plan(paths, density, method, kinds, output_dir, overwrite, max_pixels=None):
@@ -137,10 +161,12 @@ def plan(paths, density, method, kinds, output_dir, overwrite, max_pixels=None):
     jobs, problems, existing = [], [], []
     for path in paths:
         try:
-            height, width = image_size(path, max_pixels)
+            height, width, mode = image_header(path, max_pixels)
         except UsageError as error:
             problems.append(str(error))
             continue
+        for note in input_notes(path, mode):
+            print(f"wgimask: {note}", file=sys.stderr)
         if min(height, width) < 2:
             raise UsageError(f"{path}: {width}x{height} px; images need at least 2x2")
         try:
@@ -258,7 +284,6 @@ def main(argv: list[str]) -> None:
         kinds += ["inpainted"] * ("learned" in inpaintings)
         kinds += ["diffusion"] * ("diffusion" in inpaintings)
         output_dir = pathlib.Path(FLAGS.output_dir)
-        check_output_dir(output_dir)
         jobs, problems = plan(
             paths,
             density,
@@ -268,6 +293,9 @@ def main(argv: list[str]) -> None:
             FLAGS.overwrite,
             int(FLAGS.max_megapixels * 1e6),
         )
+        if jobs:
+            # Created only when there is something to write into it.
+            check_output_dir(output_dir)
         model, channels = None, 3
         if MASK_METHODS[method] or "learned" in inpaintings:
             from wgimask import inference
