@@ -13,6 +13,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     ):
         os.environ.setdefault(_name, "1")
 
+from wgimask import _entry  # noqa: E402
+
+# TensorFlow's start-up lines (oneDNN, CUDA drivers) are noise in test output
+# as in the entry points.
+_entry.import_tensorflow_quietly()
+
 import keras  # noqa: E402
 import pytest  # noqa: E402
 

@@ -166,7 +166,10 @@ def test_output_dir_that_is_a_file_or_not_writable(tmp_path, capsys):
     photo = _photo(tmp_path, height=20, width=20)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    for target, message in ((blocker, "is a file"), (blocker / "sub", "cannot be created")):
+    for target, message in (
+        (blocker, "is a file"),
+        (blocker / "sub", "cannot be created"),
+    ):
         code, _, stderr = _run(capsys, photo, f"--output_dir={target}")
         assert code == 1 and message in stderr and "Traceback" not in stderr
     if os.path.isdir("/proc/self"):  # read-only for root too
