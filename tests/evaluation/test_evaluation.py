@@ -587,7 +587,10 @@ def test_only_upscaled_images_is_an_error(tmp_path):
 def test_output_dir_that_is_a_file_is_one_line(image_dir, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    for target, message in ((blocker, "is a file"), (blocker / "sub", "not writable")):
+    for target, message in (
+        (blocker, "is a file"),
+        (blocker / "sub", "cannot be created"),
+    ):
         config = _config(image_dir, tmp_path, methods=("random+hd",))
         config = dataclasses.replace(config, output_dir=str(target))
         with pytest.raises(evaluation.EvaluationError, match=message):

@@ -146,15 +146,3 @@ def default_strategy() -> tf.distribute.Strategy:
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def end_health_checks(strategy: tf.distribute.Strategy) -> None:
-    """Stops a multi-worker strategy's peer health checks once training is done.
-
-    Its thread pings every peer every 30 s; a worker that finishes first and
-    exits while the chief still exports would otherwise be reported down
-    after a successful run.
-    """
-    stop = getattr(strategy.extended, "_stop_check_health_thread", None)
-    if stop is not None:
-        stop()

@@ -27,7 +27,7 @@ from absl import logging
 from wgimask import run_folder
 from wgimask.config import TrainingConfig
 from wgimask.serve.export import export_models
-from wgimask.train import checkpoints, cluster, data, warm_start
+from wgimask.train import checkpoints, data, warm_start
 from wgimask.train.trainer import GRAD_NORM, Trainer, write_json
 
 # Number of validation images written to TensorBoard at each epoch end.
@@ -310,7 +310,6 @@ def train(
         stack.callback(trainer.close)
         _open_run(trainer, overwrite, stack)
         _train_loop(trainer, train_images, val_images, train_names)
-        cluster.end_health_checks(trainer.strategy)
         if export and trainer.is_chief:
             # Export the best weights when validation chose some (the paper).
             trainer.restore_best()
