@@ -180,11 +180,7 @@ def test_overwrite_leaves_no_file_of_the_first_run(finished):
     # The first run validated (validated.json), wrote its history and its best.
     for name in (run_folder.VALIDATED, run_folder.HISTORY, run_folder.BEST):
         assert (model_dir / name).exists(), name
-    run_folder.start_over(model_dir)
-    # Only the lock file stays: start_over runs while holding it.
-    assert [p.name for p in model_dir.iterdir()] == [run_folder.LOCK_NAME]
     # A whole rerun with --overwrite: every file is the second run's.
-    train(finished, export=False)
     started = max(p.stat().st_mtime_ns for p in model_dir.rglob("*"))
     rerun = dataclasses.replace(finished, density=0.2)
     train(rerun, export=False, overwrite=True)
@@ -291,8 +287,6 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(finished, damage):
         data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
     trainer = Trainer(finished)
     assert trainer.restore() and int(trainer.step) == 1
-    longer = dataclasses.replace(finished, epochs=2)
-    assert int(train(longer, export=False).step) == 4
 
 
 @pytest.mark.slow
