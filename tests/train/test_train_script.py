@@ -338,3 +338,27 @@ def test_a_taken_port_is_named_in_one_line(flags_parsed, tmp_path, monkeypatch):
     message = str(exit_info.value.code)
     assert message.startswith(f"train.py: port {port} of this task (worker 0")
     assert "\n" not in message
+
+
+def test_a_global_batch_the_workers_cannot_share_is_one_line(
+    flags_parsed, tmp_path, monkeypatch
+):
+    write_images(tmp_path / "photos", count=3)
+    flags_parsed(
+        f"--data_dir={tmp_path / 'photos'}",
+        f"--model_dir={tmp_path / 'run'}",
+        "--batch_size=3",
+        pack=False,
+    )
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}),
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["train.py"])
+    message = str(exit_info.value.code)
+    assert message == (
+        "train.py: --batch_size 3 is the global batch: it must be a multiple of "
+        "the 2 workers TF_CONFIG names"
+    )

@@ -103,6 +103,24 @@ def read_tf_config() -> dict:
     return tf_config
 
 
+def check_global_batch(batch_size: int) -> None:
+    """Refuses a global batch that the ``TF_CONFIG`` workers cannot share.
+
+    Checked before the strategy exists: a worker refused later would leave
+    its peers waiting for it.
+
+    Raises:
+        ClusterConfigError: If `batch_size` is not a multiple of the workers.
+    """
+    cluster = read_tf_config().get("cluster", {})
+    workers = sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+    if workers > 1 and batch_size % workers:
+        raise ClusterConfigError(
+            f"--batch_size {batch_size} is the global batch: it must be a "
+            f"multiple of the {workers} workers TF_CONFIG names"
+        )
+
+
 def check_own_port(tf_config: dict) -> None:
     """Refuses a task whose own port is taken, naming it (TensorFlow's server
     would fail with a message that names no port, and leave its peers waiting).

@@ -40,6 +40,7 @@ from wgimask.pipeline import MaskPipeline
 from wgimask.train import checkpoints, data
 from wgimask.train.cluster import (
     WORKER_TEMP_PREFIX,
+    check_global_batch,
     cluster_role,
     default_strategy,
     remove_dead_worker_folders,
@@ -82,6 +83,8 @@ class Trainer:
         self.config = config.validate()
         #: The mask pipeline, decoded once from the config.
         self.pipeline = MaskPipeline.from_config(self.config)
+        if strategy is None:
+            check_global_batch(config.batch_size)
         self.strategy = strategy or default_strategy()
         self.model_dir = pathlib.Path(config.model_dir)
         self.workers, self.is_chief, self.task = cluster_role(self.strategy)
