@@ -383,3 +383,19 @@ def test_an_output_folder_that_cannot_be_created_says_so(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     code, _, err = _model_free(capsys, photo, tmp_path / "file" / "out")
     assert code == 1 and "cannot be created: Not a directory" in err
+
+
+def test_outputs_are_placed_on_file_systems_without_hard_links(tmp_path, monkeypatch):
+    from wgimask import image_files
+
+    def no_hard_links(source, target):
+        raise PermissionError(1, "Operation not permitted")  # as on FAT
+
+    monkeypatch.setattr(image_files.os, "link", no_hard_links)
+    out = tmp_path / "out"
+    out.mkdir()
+    image_files.save_pngs({out / "a.png": np.full((4, 4), 0.5)}, overwrite=False)
+    assert [p.name for p in out.iterdir()] == ["a.png"]
+    with pytest.raises(FileExistsError):
+        image_files.save_pngs({out / "a.png": np.zeros((4, 4))}, overwrite=False)
+    assert [p.name for p in out.iterdir()] == ["a.png"]  # no temporary left

@@ -342,6 +342,23 @@ def source_images(
     return images, [str(p) for p in paths]
 
 
+def _place_new(temporary: pathlib.Path, final: pathlib.Path) -> None:
+    """Renames `temporary` to `final` unless an entry named `final` exists."""
+    try:
+        # A hard link fails where any entry (file or link) exists, atomically.
+        os.link(temporary, final)
+    except FileExistsError:
+        raise
+    except OSError:
+        # A file system without hard links (FAT, some network shares): the
+        # check and the rename are two steps there.
+        if os.path.lexists(final):
+            raise FileExistsError(f"{final} exists") from None
+        os.replace(temporary, final)
+        return
+    temporary.unlink()
+
+
 def save_pngs(images: dict[pathlib.Path, np.ndarray], overwrite: bool) -> None:
     """Writes 8-bit PNGs all or none, never through a link at a destination.
 
@@ -376,9 +393,7 @@ def save_pngs(images: dict[pathlib.Path, np.ndarray], overwrite: bool) -> None:
             if overwrite:
                 os.replace(temporary, final)
             else:
-                # A hard link fails where any entry (file or link) exists.
-                os.link(temporary, final)
-                temporary.unlink()
+                _place_new(temporary, final)
             del written[final]
     finally:
         for temporary in written.values():
