@@ -42,8 +42,8 @@ offsets (the left and right neighbours of entry m are entries m - 1 and m,
 or m and m + 1, of the other colour), which the compiler vectorises; the
 two points of a 2x2 block's row are entry m of both colours, so
 restriction and prolongation stay simple too. The V-cycle runs in float32,
-CG's solution and residual in float64 (``_gridmg_kernels`` has the details
-and the fused passes).
+CG's solution and residual in float64 (`multigrid_kernels` and
+`multigrid_pcg` have the details and the fused passes).
 
 The kernels are compiled by numba with ``cache=True``: the first call after
 an installation compiles them, later processes load them from the cache;

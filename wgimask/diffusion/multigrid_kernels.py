@@ -65,7 +65,7 @@ def coarse_solve(low, up, index, r, e):
 
 
 # Colour layout: a level's planes are (2, H+2, Wh) and its vectors
-# (2, C, H+2, Wh); see ``gridmg``. A point at entry m of row i has its
+# (2, C, H+2, Wh); see `multigrid`. A point at entry m of row i has its
 # vertical neighbours at entry m of rows i -+ 1 of the other colour, and its
 # horizontal ones at entries m + o and m + o + 1 of the same row of the other
 # colour, o = -1 if i + colour is even, else 0. Its right (down) edge weight

@@ -26,7 +26,7 @@ the unknowns U = {i : c_i < 1} then solve
 
 whose matrix is symmetric, and positive definite as soon as one pixel has
 c_i > 0 (the grid is connected). For a binary mask W = 0 and this is exactly
-the reduced system of `baselines.diffusion`. It is solved by conjugate
+the reduced system of `wgimask.diffusion.inpainting`. It is solved by conjugate
 gradients with one of two preconditioners:
 
 * ``"jacobi"`` (default): diag(w_i + degree_i), which leaves CG unchanged for
@@ -42,12 +42,12 @@ gradients with one of two preconditioners:
 
 Every image and channel is its own CG column with its own step sizes; a
 column stops once its residual has dropped to ``rtol`` times the norm of its
-right-hand side (`baselines.diffusion.CG_RTOL` by default, the paper's
+right-hand side (`wgimask.diffusion.inpainting.CG_RTOL` by default, the paper's
 setting), the loop once all columns have. Both norms
 are taken in the rows of M(c) u = c f (the symmetrised rows times 1 - c), so
 confidences close to 1, whose rows carry a factor 1 / (1 - c), do not
 dominate the test; for binary masks this is the plain relative residual of
-the reduced system, as in `baselines.diffusion`.
+the reduced system, as in `wgimask.diffusion.inpainting`.
 
 Gradients. For a loss L(u) let lambda solve M(c)^T lambda = dL/du. Then
 
