@@ -75,3 +75,29 @@ def test_example_flag_runs_the_shipped_models_on_the_embedded_photo(tmp_path, ca
     stdout = capsys.readouterr().out
     assert "chelsea.png: 451x300" in stdout and "diffusion PSNR" in stdout
     assert (tmp_path / "chelsea_d0.1_diffusion.png").is_file()
+
+
+@pytest.mark.slow
+def test_the_readme_figure_is_what_its_recipe_makes_now(tmp_path):
+    # Fails when the shipped models or the command change the figure without
+    # `python recipes/readme_figure.py` being rerun.
+    import pathlib
+    import subprocess
+    import sys
+
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    fresh = tmp_path / "figure.jpg"
+    done = subprocess.run(
+        [sys.executable, "recipes/readme_figure.py", f"--output={fresh}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    shipped = np.asarray(Image.open(repo / "docs" / "wgimask_chelsea_10pct.jpg"), float)
+    made = np.asarray(Image.open(fresh), float)
+    assert made.shape == shipped.shape
+    # JPEG decoding may differ by a level between library versions; a moved
+    # mask point or another inpainting differs far more.
+    assert np.abs(made - shipped).mean() < 0.5
