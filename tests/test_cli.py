@@ -334,26 +334,30 @@ def test_oversized_unreadable_and_special_inputs_are_skipped_in_one_line(
     tmp_path, capsys
 ):
     good = _photo(tmp_path, "good.png", height=24, width=30)
-    # A tiny PNG whose header claims 20000x20000 pixels (400 Mpx).
+    # Tiny PNGs whose headers claim 400 and 100 Mpx (the second one would
+    # take about 5 GB to decode and process).
     bomb = tmp_path / "bomb.png"
     Image.new("L", (20000, 20000)).save(bomb, optimize=True)
+    large = tmp_path / "large.png"
+    Image.new("L", (10000, 10000)).save(large, optimize=True)
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
     out = tmp_path / "out"
     code, stdout, err = _run(
         capsys,
         bomb,
+        large,
         fifo,
         good,
         "--mask=analytic",
         "--inpainting=diffusion",
         f"--output_dir={out}",
-        "--max_megapixels=10",
     )
     assert code == 1 and "Traceback" not in err
-    assert "bomb.png: 20000x20000 px (400 Mpx) is over --max_megapixels=10" in err
+    assert "bomb.png: 20000x20000 px (400 Mpx) is over --max_megapixels=50" in err
+    assert "large.png: 10000x10000 px (100 Mpx) is over --max_megapixels=50" in err
     assert "pipe.png: not a regular file" in err
-    assert "2 of 3 images failed" in err
+    assert "3 of 4 images failed" in err
     assert (out / "good_analytic_d0.1_mask.png").is_file()  # the others go on
 
 

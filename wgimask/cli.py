@@ -394,9 +394,10 @@ def _define_flags() -> None:
     )
     flags.DEFINE_float(
         "max_megapixels",
-        100.0,
+        50.0,
         "Images whose header claims more pixels are skipped (decoding them "
-        "could exhaust the memory; a 12-megapixel photo is well below).",
+        "could exhaust the memory: a 100-megapixel image needs about 5 GB; a "
+        "12-megapixel photo is well below).",
         lower_bound=0.0,
         flag_values=FLAGS,
     )
