@@ -75,14 +75,6 @@ def check_output_dir(output_dir: pathlib.Path) -> None:
         raise UsageError(f"--output_dir: {problem}")
 
 
-def image_size(path: pathlib.Path, max_pixels: int | None = None) -> tuple[int, int]:
-    """(height, width) of an image file from its header (no decoding).
-
-    See `image_header`, which also gives the Pillow mode.
-    """
-    return image_header(path, max_pixels)[:2]
-
-
 def image_header(
     path: pathlib.Path, max_pixels: int | None = None
 ) -> tuple[int, int, str]:
@@ -130,7 +122,8 @@ def image_header(
 def input_notes(path: pathlib.Path, mode: str) -> list[str]:
     """What the command does not keep of an input, one line each."""
     notes = []
-    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or mode.endswith("A"):
+    # Pillow's alpha modes end in A (RGBA, LA, PA) or a (premultiplied).
+    if mode.endswith(("A", "a")):
         notes.append(f"{path.name}: its alpha channel is ignored ({mode})")
     if mode.startswith("I;16") or mode in ("I", "F"):
         notes.append(

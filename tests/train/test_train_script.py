@@ -31,6 +31,17 @@ def flags_parsed():
     train.FLAGS.unparse_flags()
 
 
+def _parse_run_flags(flags_parsed, tmp_path, *extra):
+    """Parses flags for a run of three photos into tmp_path/run (not packed)."""
+    write_images(tmp_path / "photos", count=3)
+    flags_parsed(
+        f"--data_dir={tmp_path / 'photos'}",
+        f"--model_dir={tmp_path / 'run'}",
+        *extra,
+        pack=False,
+    )
+
+
 def test_flags_pack_into_config(flags_parsed):
     config = flags_parsed("--density=0.1", "--color=grey", "--mode=inpaint")
     assert (config.density, config.channels, config.mode) == (0.1, 1, "inpaint")
@@ -241,12 +252,7 @@ def test_out_of_range_settings_are_one_line(flags_parsed, flag, message):
 def test_a_run_folder_that_cannot_be_written_is_one_line(
     flags_parsed, tmp_path, monkeypatch, error
 ):
-    write_images(tmp_path / "photos", count=3)
-    flags_parsed(
-        f"--data_dir={tmp_path / 'photos'}",
-        f"--model_dir={tmp_path / 'run'}",
-        pack=False,
-    )
+    _parse_run_flags(flags_parsed, tmp_path)
 
     def fails(*args, **kwargs):
         raise error  # as a checkpoint or export write on that storage does
@@ -287,12 +293,7 @@ def test_other_errors_keep_their_traceback(flags_parsed, tmp_path, monkeypatch):
 def test_a_bad_tf_config_is_one_line(
     flags_parsed, tmp_path, monkeypatch, tf_config, message
 ):
-    write_images(tmp_path / "photos", count=3)
-    flags_parsed(
-        f"--data_dir={tmp_path / 'photos'}",
-        f"--model_dir={tmp_path / 'run'}",
-        pack=False,
-    )
+    _parse_run_flags(flags_parsed, tmp_path)
     monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(SystemExit) as exit_info:
         train.main(["train.py"])
@@ -318,12 +319,7 @@ def test_export_only_with_an_unknown_setting_is_one_line(flags_parsed, tmp_path)
 def test_a_taken_port_is_named_in_one_line(flags_parsed, tmp_path, monkeypatch):
     import socket
 
-    write_images(tmp_path / "photos", count=3)
-    flags_parsed(
-        f"--data_dir={tmp_path / 'photos'}",
-        f"--model_dir={tmp_path / 'run'}",
-        pack=False,
-    )
+    _parse_run_flags(flags_parsed, tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -343,13 +339,7 @@ def test_a_taken_port_is_named_in_one_line(flags_parsed, tmp_path, monkeypatch):
 def test_a_global_batch_the_workers_cannot_share_is_one_line(
     flags_parsed, tmp_path, monkeypatch
 ):
-    write_images(tmp_path / "photos", count=3)
-    flags_parsed(
-        f"--data_dir={tmp_path / 'photos'}",
-        f"--model_dir={tmp_path / 'run'}",
-        "--batch_size=3",
-        pack=False,
-    )
+    _parse_run_flags(flags_parsed, tmp_path, "--batch_size=3")
     cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
     monkeypatch.setenv(
         "TF_CONFIG",

@@ -94,6 +94,12 @@ logger = logging.getLogger(__name__)
 MASK_GAN_OUTPUTS = ("mask", "confidence", "inpainted")
 INPAINTER_OUTPUTS = ("inpainted",)
 
+# What an evaluation writes into its output folder (and the trade-off
+# figures, tradeoff_*pct.png).
+RESULTS_CSV, PER_IMAGE_CSV, RESULTS_MD = "results.csv", "per_image.csv", "results.md"
+SETTINGS_JSON, FIGURES = "config.json", "figures"
+REPORT_FILES = (RESULTS_CSV, PER_IMAGE_CSV, RESULTS_MD, SETTINGS_JSON, FIGURES)
+
 RESULT_COLUMNS = (
     "method",
     "density",
@@ -329,8 +335,7 @@ def _figure_name(index: int, name: str) -> str:
 
 def earlier_results(output_dir: Path) -> list[Path]:
     """What an evaluation wrote into `output_dir` (its reports and figures)."""
-    names = ("results.csv", "per_image.csv", "results.md", "config.json", "figures")
-    found = [output_dir / n for n in names if (output_dir / n).exists()]
+    found = [output_dir / n for n in REPORT_FILES if (output_dir / n).exists()]
     # tradeoff_figure_name's files, whatever their densities.
     return found + sorted(output_dir.glob("tradeoff_*pct.png"))
 
@@ -389,7 +394,7 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
             f"are reported apart, never as the main result)"
         )
     output_dir = Path(config.output_dir)
-    figure_dir = output_dir / "figures"
+    figure_dir = output_dir / FIGURES
     # No figure of the earlier run may stand beside the new results.
     for path in earlier_results(output_dir):
         if path.is_dir():
@@ -478,7 +483,7 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
         batch_size=config.batch_size if batched else None,
         upscaled=upscaled_names,
     )
-    write_csv(output_dir / "results.csv", rows, RESULT_COLUMNS)
+    write_csv(output_dir / RESULTS_CSV, rows, RESULT_COLUMNS)
     from wgimask.evaluation.tradeoff import tradeoff_figure_name, write_tradeoff_figure
 
     # Quality against time, one figure per density (PSNR and SSIM panels).
@@ -491,8 +496,8 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
                 density,
                 tradeoff_title,
             )
-    write_csv(output_dir / "per_image.csv", per_image, PER_IMAGE_COLUMNS)
-    (output_dir / "results.md").write_text(markdown)
+    write_csv(output_dir / PER_IMAGE_CSV, per_image, PER_IMAGE_COLUMNS)
+    (output_dir / RESULTS_MD).write_text(markdown)
     settings = dataclasses.asdict(config)
     settings["channels_used"] = channels
     if any(split_nlpe(m.mask)[0] in ("ps", "ps+nlpe") for m in methods):
@@ -508,5 +513,5 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
     settings["images_used"] = [item[1] for item in loaded]
     settings["images_upscaled"] = upscaled_names
     settings["ssim"] = metrics.SSIM_IMPLEMENTATION
-    (output_dir / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
+    (output_dir / SETTINGS_JSON).write_text(json.dumps(settings, indent=2) + "\n")
     return EvaluationResult(rows, per_image, markdown, output_dir, figures)

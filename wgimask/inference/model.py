@@ -64,6 +64,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 import sys
 from collections.abc import Callable
@@ -121,7 +122,7 @@ class Model:
     parts: Callable[[str, list[np.ndarray]], np.ndarray]
     runtime: str
 
-    @property
+    @functools.cached_property
     def pipeline(self) -> MaskPipeline:
         """How the run makes masks and inpaintings, decoded from its config."""
         return MaskPipeline.from_config(self.config)
