@@ -157,6 +157,14 @@ flags.DEFINE_enum(
     "--mask_prior=analytic, --binarisation=ordered_dither, "
     "--mask_operator=diffusion and no --jit_compile).",
 )
+flags.DEFINE_enum(
+    "mask_correction",
+    "learned",
+    ["learned", "off"],
+    "With --mask_points=densify: learned (inference steers densification by "
+    "m's correction) or off (inference makes the plain densification mask and "
+    "runs no mask network; training is unchanged).",
+)
 flags.DEFINE_float(
     "prior_sigma", None, "Smoothing scale of the analytic prior (default: auto)."
 )
@@ -198,6 +206,7 @@ def config_from_flags() -> TrainingConfig:
         ("mask_prior", "none"),
         ("generator_masks", "network"),
         ("mask_points", "network"),
+        ("mask_correction", "learned"),
     ):
         if values[name] == off:
             values[name] = None

@@ -41,6 +41,17 @@ CASES = [
     ),
     (
         dict(
+            mask_points="densify",
+            mask_prior="analytic",
+            binarisation="ordered_dither",
+            mask_operator="diffusion",
+            prefill="diffusion",
+            mask_correction="off",
+        ),
+        dict(points="densify", prior=True, correction=False, runs_mask_network=False),
+    ),
+    (
+        dict(
             generator_masks="halftoned",
             binarisation="ordered_dither",
             mask_operator="diffusion",
@@ -105,3 +116,10 @@ def test_settings_and_pipeline_load_no_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+def test_mask_correction_off_needs_densified_points():
+    with pytest.raises(ValueError, match="mask_points"):
+        TrainingConfig(mask_correction="off").validate()
+    with pytest.raises(ValueError, match="mask_correction"):
+        TrainingConfig(mask_correction="none").validate()

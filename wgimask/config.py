@@ -32,6 +32,10 @@ BINARISATION_OPERATORS = (*PAPER_BINARISATION_OPERATORS, "ordered_dither")
 #: operators or the ordered dither); "densify" = densification steered by
 #: its correction (`wgimask.masks.point_placement`).
 MASK_POINTS = (None, "densify")
+#: Whether inference uses m's learned correction of a densified mask: None =
+#: yes; "off" = no, the mask is the plain densification mask (no mask network
+#: runs; the exported ``mask_gan`` still serves m, the paper's signature).
+MASK_CORRECTIONS = (None, "off")
 #: The paper's weights of the adversarial term (alpha, Eq. 3) and of the
 #: mask's sparsity term (beta, Eq. 4).
 DEFAULT_ALPHA = 0.005
@@ -139,6 +143,11 @@ class TrainingConfig:
             ``mask_prior="analytic"``, ``binarisation="ordered_dither"``,
             ``mask_operator="diffusion"``, no ``generator_masks`` and no XLA
             (the masks are made in numpy).
+        mask_correction: None (inference steers densification by m's
+            correction) or "off": inference makes the plain densification
+            mask and runs no mask network (the shipped models: their
+            correction measured no better than none, docs/model-card.md).
+            Training is unchanged. Needs ``mask_points="densify"``.
         init_from: Warm start (only when the run starts, not when it
             resumes): entries "RUN_DIR" (every network this run has that the
             source holds) or "NETWORK=RUN_DIR" (one of `NETWORK_NAMES`); a
@@ -178,6 +187,7 @@ class TrainingConfig:
     init_from: tuple[str, ...] | None = None
     generator_masks: str | None = None
     mask_points: str | None = None
+    mask_correction: str | None = None
 
     def __post_init__(self):
         # JSON turns the tuple into a list; keep one hashable form.
@@ -295,6 +305,9 @@ class TrainingConfig:
                 "jit_compile": False,
             },
         )
+        if self.mask_correction not in MASK_CORRECTIONS:
+            fail("mask_correction", f"one of {MASK_CORRECTIONS}")
+        require("mask_correction", {"mask_points": "densify"})
         for entry in self.init_from or ():
             if not isinstance(entry, str) or not entry:
                 fail("init_from", "a list of RUN_DIR or NETWORK=RUN_DIR strings")

@@ -1,8 +1,9 @@
 """The mask pipeline a run's settings describe, decoded once.
 
-A run's config has seven fields that together say how images become masks
+A run's config has eight fields that together say how images become masks
 and inpaintings: ``mode``, ``binarisation``, ``mask_points``,
-``mask_prior``, ``prefill``, ``generator_masks`` and ``mask_operator``.
+``mask_prior``, ``prefill``, ``generator_masks``, ``mask_operator`` and
+``mask_correction``.
 `MaskPipeline.from_config` reads them once; training
 (`wgimask.train.trainer`), export (`wgimask.serve.export`), the network parts
 (`wgimask.serve.parts`, `wgimask.serve.lite`) and inference
@@ -48,6 +49,9 @@ class MaskPipeline:
             rather than on m's own masks.
         diffusion_operator: True when Eq. 4 takes exact homogeneous
             diffusion (``mask_operator="diffusion"``) rather than g.
+        correction: False when inference leaves m's correction out
+            (``mask_correction="off"``): densified points are then the plain
+            densification mask and no mask network runs.
     """
 
     points: str
@@ -55,6 +59,7 @@ class MaskPipeline:
     residual: bool = False
     halftoned_generator_masks: bool = False
     diffusion_operator: bool = False
+    correction: bool = True
 
     def __post_init__(self) -> None:
         if self.points not in POINTS:
@@ -88,6 +93,7 @@ class MaskPipeline:
             residual=config.get("prefill") == "diffusion" or mode == "mask",
             halftoned_generator_masks=config.get("generator_masks") == "halftoned",
             diffusion_operator=config.get("mask_operator") == "diffusion",
+            correction=config.get("mask_correction") != "off",
         )
 
     @property
@@ -96,8 +102,13 @@ class MaskPipeline:
         return self.points != "random"
 
     @property
+    def runs_mask_network(self) -> bool:
+        """Whether inference runs m to make a mask."""
+        return self.has_mask_network and self.correction
+
+    @property
     def mask_parts(self) -> tuple[str, ...]:
-        """The parts of m that inference runs (`wgimask.serve.parts`)."""
+        """The parts of m that the exports hold (`wgimask.serve.parts`)."""
         if not self.has_mask_network:
             return ()
         return ("correction", "prior_confidence") if self.prior else ("confidence",)

@@ -50,6 +50,25 @@ def test_shipped_models_give_masks_of_the_requested_density(photo):
             assert np.isfinite(inpainted).all() and inpainted.shape == photo.shape
 
 
+def test_shipped_models_make_the_densification_mask_without_a_mask_network(
+    photo, monkeypatch
+):
+    # Their learned correction measured no better than none (docs/model-card.md):
+    # their mask is the plain densification mask and m does not run.
+    from wgimask.masks.densification import densification_mask
+
+    model = inference.load(inference.shipped_models()[0.1])
+    assert not model.pipeline.runs_mask_network
+
+    def no_network(name, inputs):
+        raise AssertionError(f"the {name} part ran")
+
+    monkeypatch.setattr(model, "parts", no_network)
+    for density in DENSITIES:
+        mask = model.mask(photo[None], density)[0]
+        np.testing.assert_array_equal(mask, densification_mask(photo, density))
+
+
 def test_command_with_shipped_models_on_a_non_square_photo(photo, tmp_path, capsys):
     path = tmp_path / "photo.png"
     Image.fromarray(np.round(photo * 255).astype(np.uint8)).save(path)

@@ -390,6 +390,12 @@ class Model:
             # mask, its start and its ranking weighted by exp(r).
             from wgimask.masks.point_placement import densified_mask
 
+            if not self.pipeline.correction:
+                # mask_correction="off": r = 0, the plain densification mask;
+                # m does not run.
+                return np.stack(
+                    [densified_mask(i, np.zeros(i.shape[:2]), density) for i in images]
+                )
             return np.stack(
                 [
                     densified_mask(image, r[..., 0], density)
