@@ -108,6 +108,27 @@ def test_model_free_masks_need_no_model(tmp_path, capsys, monkeypatch, method):
     assert not (out / f"photo_{method}_d0.1_inpainted.png").exists()
 
 
+def test_slow_stages_are_announced_on_stderr(tmp_path, capsys, monkeypatch):
+    from wgimask import progress
+
+    # Every stage counts as slow: each is announced once, in order, on stderr
+    # (a log, not a terminal: one line each, no step counts).
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    photo = _photo(tmp_path, height=40, width=52)
+    code, stdout, stderr = _run(
+        capsys,
+        photo,
+        "--mask=densify",
+        "--inpainting=diffusion",
+        f"--output_dir={tmp_path / 'out'}",
+    )
+    assert code == 0 and "photo.png: 52x40" in stdout
+    stages = [line.split(": ")[-1] for line in stderr.splitlines()]
+    order = ["reading...", "densify mask...", "diffusion inpainting..."]
+    assert [s for s in stages if s in order] == order
+    assert "wgimask: photo.png: writing..." not in stdout
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -51,15 +51,16 @@ class UsageError(ValueError):
     """A problem with the user's request, reported as one line."""
 
 
-def _mask(method: str, image, density: float, model, seed: int):
+def _mask(method: str, image, density: float, model, seed: int, progress=None):
     """The bool (H, W) mask of one method; exactly round(D H W) pixels."""
     if method == "learned":
         # The inference module's mask, as in evaluate.py: tile-phase ranking
         # (no tile traces) or the dither of a dithered model.
-        return model.mask(image[None], density)[0]
+        return model.mask(image[None], density, progress=progress)[0]
     from wgimask.masks.registry import model_free_mask
 
-    return model_free_mask(method, image, density, seed=seed)
+    options = {"progress": progress} if method == "densify" else {}
+    return model_free_mask(method, image, density, seed=seed, **options)
 
 
 def output_names(path: pathlib.Path, method: str, density: float, kinds) -> dict:
@@ -209,37 +210,48 @@ def process(path, outputs, density, method, model, channels, seed, overwrite) ->
     import numpy as np
 
     from wgimask import image_files
+    from wgimask.progress import Progress
 
     start = time.perf_counter()
-    image = image_files.load_image(path, channels)
-    mask = _mask(method, image, density, model, seed)
+    progress = Progress(path.name)
+    with progress.stage("reading"):
+        image = image_files.load_image(path, channels)
+    with progress.stage(f"{method} mask"):
+        mask = _mask(method, image, density, model, seed, progress.step)
     results = {}
     if "diffusion" in outputs:
         from wgimask import baselines
 
-        results["diffusion"] = np.clip(baselines.inpaint(image, mask), 0.0, 1.0)
+        with progress.stage("diffusion inpainting"):
+            results["diffusion"] = np.clip(baselines.inpaint(image, mask), 0.0, 1.0)
     if "inpainted" in outputs:
         # A prefilled generator builds on this same diffusion inpainting.
         diffused = results["diffusion"][None] if "diffusion" in results else None
-        results["inpainted"] = model.inpaint(image[None], mask[None], diffused)[0]
+        with progress.stage("learned inpainting"):
+            results["inpainted"] = model.inpaint(
+                image[None], mask[None], diffused, progress=progress.step
+            )[0]
     results = {k: results[k] for k in ("inpainted", "diffusion") if k in results}
     seconds = time.perf_counter() - start
-    image_files.save_pngs(
-        {
-            outputs["mask"]: mask[..., None].astype(np.float32),
-            outputs["known"]: image * mask[..., None],
-            **{outputs[kind]: result for kind, result in results.items()},
-        },
-        overwrite,
-    )
+    with progress.stage("writing"):
+        image_files.save_pngs(
+            {
+                outputs["mask"]: mask[..., None].astype(np.float32),
+                outputs["known"]: image * mask[..., None],
+                **{outputs[kind]: result for kind, result in results.items()},
+            },
+            overwrite,
+        )
     height, width = mask.shape
+    with progress.stage("metrics"):
+        scores = [
+            metrics_text("learned" if k == "inpainted" else k, image, r)
+            for k, r in results.items()
+        ]
     parts = [
         f"{path.name}: {width}x{height}, {int(mask.sum())} known pixels "
         f"({100 * mask.mean():.2f} %)",
-        *(
-            metrics_text("learned" if k == "inpainted" else k, image, r)
-            for k, r in results.items()
-        ),
+        *scores,
         f"{seconds:.2f} s",
     ]
     wrote = "  wrote " + ", ".join(str(p) for p in outputs.values())

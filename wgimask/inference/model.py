@@ -218,7 +218,7 @@ class Model:
     def _tiled(self, height: int, width: int) -> bool:
         return self.tile is not None and (height > self.tile or width > self.tile)
 
-    def _batched(self, name: str, count: int, take) -> np.ndarray:
+    def _batched(self, name: str, count: int, take, progress=None) -> np.ndarray:
         """A part on `count` images, in calls of at most TILE_BATCH images.
 
         Args:
@@ -227,6 +227,7 @@ class Model:
             take: ``take(first, last)`` -> the part's inputs for images
                 ``first:last`` (built per call, so memory stays bounded on
                 large photos).
+            progress: optional ``progress(done, count)`` after each call.
 
         The calls are of equal size (the last one padded with copies of its
         last image): LiteRT plans its memory again for every new input shape.
@@ -242,6 +243,8 @@ class Model:
                     np.concatenate([b, np.repeat(b[-1:], short, 0)]) for b in batch
                 ]
             outs.append(self.parts(name, batch)[: size - short])
+            if progress is not None:
+                progress(min(first + size, count), count)
         return np.concatenate(outs)
 
     def _batched_arrays(self, name: str, inputs: list[np.ndarray]) -> np.ndarray:
@@ -262,7 +265,7 @@ class Model:
         return self.pipeline.residual
 
     def _blended(
-        self, name: str, inputs: list[np.ndarray], channels: int
+        self, name: str, inputs: list[np.ndarray], channels: int, progress=None
     ) -> np.ndarray:
         """One image through a part, whole or in tent-blended tiles.
 
@@ -270,6 +273,7 @@ class Model:
             name: The part (`wgimask.serve.parts`).
             inputs: Its (H, W, .) float32 inputs, in call order.
             channels: The output's channel count.
+            progress: optional ``progress(done, total)`` per batch of tiles.
 
         Returns:
             (H, W, channels) float32.
@@ -297,7 +301,7 @@ class Model:
                 for v in inputs
             ]
 
-        outs = self._batched(name, len(corners), take)
+        outs = self._batched(name, len(corners), take, progress)
         ramp = np.minimum(np.arange(tile) + 0.5, tile - np.arange(tile) - 0.5)
         window = np.outer(ramp, ramp)[..., None].astype(np.float32)
         total = np.zeros((full_h, full_w, channels), np.float32)
@@ -380,8 +384,11 @@ class Model:
         out = out.transpose(0, 1, 3, 2, 4).reshape(padded.shape[:3])
         return out[crop]
 
-    def mask(self, images: np.ndarray, density: float) -> np.ndarray:
-        """Exact-density learned masks: (N, H, W) bool, round(D H W) points each."""
+    def mask(self, images: np.ndarray, density: float, progress=None) -> np.ndarray:
+        """Exact-density learned masks: (N, H, W) bool, round(D H W) points each.
+
+        ``progress(done, total)``, if given, hears of a densified mask's steps.
+        """
         images = self._check(images)
         count = check_density(density, images.shape[1:3])
         points = self.pipeline.points
@@ -394,11 +401,16 @@ class Model:
                 # mask_correction="off": r = 0, the plain densification mask;
                 # m does not run.
                 return np.stack(
-                    [densified_mask(i, np.zeros(i.shape[:2]), density) for i in images]
+                    [
+                        densified_mask(
+                            i, np.zeros(i.shape[:2]), density, progress=progress
+                        )
+                        for i in images
+                    ]
                 )
             return np.stack(
                 [
-                    densified_mask(image, r[..., 0], density)
+                    densified_mask(image, r[..., 0], density, progress=progress)
                     for image, r in zip(images, self._corrections(images), strict=True)
                 ]
             )
@@ -421,7 +433,11 @@ class Model:
         return np.stack([top_confidence_mask(c, count, self.tile) for c in confidence])
 
     def inpaint(
-        self, images: np.ndarray, masks: np.ndarray, diffused: np.ndarray | None = None
+        self,
+        images: np.ndarray,
+        masks: np.ndarray,
+        diffused: np.ndarray | None = None,
+        progress=None,
     ) -> np.ndarray:
         """The learned inpainting of images from masks.
 
@@ -436,6 +452,7 @@ class Model:
             diffused: For a prefilled generator, the homogeneous diffusion
                 inpaintings of these images and masks if already computed
                 (`wgimask.baselines.inpaint`); ignored by other generators.
+            progress: optional ``progress(done, total)`` per batch of tiles.
 
         Returns:
             (N, H, W, C) float32 in [0, 1], equal to the image where known.
@@ -443,14 +460,18 @@ class Model:
         images = self._check(images)
         masks = np.asarray(masks, np.float32).reshape(*images.shape[:3], 1)
         if self.prefilled:
-            out = self._prefilled_inpaint(images, masks, diffused)
+            out = self._prefilled_inpaint(images, masks, diffused, progress)
         else:
-            out = self._generator_pass("generator", images, masks)
+            out = self._generator_pass("generator", images, masks, None, progress)
         known = masks > 0.5
         return np.clip(np.where(known, images, out), 0.0, 1.0)
 
     def _prefilled_inpaint(
-        self, images: np.ndarray, masks: np.ndarray, diffused: np.ndarray | None
+        self,
+        images: np.ndarray,
+        masks: np.ndarray,
+        diffused: np.ndarray | None,
+        progress=None,
     ) -> np.ndarray:
         """Whole-image diffusion plus g's (blended) residual, clipped to [0, 1]."""
         from wgimask import baselines
@@ -463,7 +484,7 @@ class Model:
                 ]
             )
         diffused = np.asarray(diffused, np.float32).reshape(images.shape)
-        residual = self._generator_pass("residual", images, masks, diffused)
+        residual = self._generator_pass("residual", images, masks, diffused, progress)
         return np.clip(diffused + residual, 0.0, 1.0)
 
     def _generator_pass(
@@ -472,6 +493,7 @@ class Model:
         images: np.ndarray,
         masks: np.ndarray,
         diffused: np.ndarray | None = None,
+        progress=None,
     ) -> np.ndarray:
         """A generator part (``generator`` or ``residual``) on a batch.
 
@@ -487,7 +509,10 @@ class Model:
             return np.stack(
                 [
                     self._blended(
-                        name, [i * m, m, noise * (1.0 - m), *e], self.channels
+                        name,
+                        [i * m, m, noise * (1.0 - m), *e],
+                        self.channels,
+                        progress,
                     )
                     for i, m, *e in zip(images, masks, *extra, strict=True)
                 ]

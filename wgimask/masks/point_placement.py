@@ -47,7 +47,11 @@ def point_weights(correction: np.ndarray) -> np.ndarray:
 
 
 def densified_mask(
-    image: np.ndarray, correction: np.ndarray, density: float, seed: int = 0
+    image: np.ndarray,
+    correction: np.ndarray,
+    density: float,
+    seed: int = 0,
+    progress=None,
 ):
     """The densification mask of one image, steered by a correction.
 
@@ -57,6 +61,7 @@ def densified_mask(
             densification).
         density: Fraction D in (0, 1) of points.
         seed: The start's dither phase (inference uses 0).
+        progress: optional ``progress(done, total)`` after each step.
 
     Returns:
         (H, W) bool mask with exactly round(D H W) points.
@@ -64,5 +69,9 @@ def densified_mask(
     from wgimask.masks.densification import densification_mask
 
     return densification_mask(
-        image, density, seed=seed, weights=point_weights(correction)
+        image,
+        density,
+        seed=seed,
+        weights=point_weights(correction),
+        progress=progress,
     )
