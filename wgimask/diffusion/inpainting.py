@@ -352,6 +352,7 @@ def inpaint(
     *,
     solver: str = "auto",
     rtol: float = CG_RTOL,
+    initial: np.ndarray | None = None,
 ) -> np.ndarray:
     """Homogeneous diffusion inpainting of an image from a binary mask.
 
@@ -370,6 +371,11 @@ def inpaint(
             CG to ``rtol``; ``"cg"`` without numba).
         rtol: relative residual for the iterative solvers, a number in
             (0, 1); checked for every solver.
+        initial: optional initial guess of the compiled multigrid, the
+            shape of the image (e.g. the inpainting of a mask with fewer
+            points, as densification has); it stops at the same residual,
+            in fewer iterations when the guess is good. The other solvers
+            ignore it.
 
     Returns:
         The inpainted image, same shape as ``image``. Its dtype is float32 if
@@ -403,8 +409,10 @@ def inpaint(
         gridmg = _compiled_multigrid()
         # The compiled multigrid needs no sparse grid structure (0.4 s to
         # build at 768x512, mostly its nested-dissection ordering).
+        if initial is not None:
+            initial = np.asarray(initial, dtype=np.float64).reshape(h, w, c)
         u, _ = gridmg.solve_grid_multigrid(
-            known.reshape(h, w), values.reshape(h, w, c), rtol=rtol
+            known.reshape(h, w), values.reshape(h, w, c), rtol=rtol, x0=initial
         )
         u = u.reshape(h * w, c)
     else:

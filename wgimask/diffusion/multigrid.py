@@ -60,7 +60,7 @@ from __future__ import annotations
 import numpy as np
 
 from wgimask.diffusion.jit import NUMBA, jit, jit_sum
-from wgimask.diffusion.multigrid_pcg import pcg
+from wgimask.diffusion.multigrid_pcg import dot, pcg
 
 __all__ = ["available", "solve_grid_multigrid", "COARSEST"]
 
@@ -162,6 +162,48 @@ def _fine_rhs(un, values, b):
 
 
 @jit
+def _fine_residual(un, v, b):
+    """b = the residual of a guess, colour layout (2, C, H+2, Wh): at every
+    unknown pixel the sum of its in-image neighbours' values of v minus
+    their count times its own (the reduced system's b - A x for x = v on the
+    unknown pixels, v = f on the known ones); 0 elsewhere."""
+    h, w, c = v.shape
+    n = b.shape[3]
+    row = np.zeros(2 * n)
+    for r in range(h):
+        u0 = un[r + 1]
+        for k in range(c):
+            for j in range(w):
+                if u0[j + 1] == 0.0:
+                    row[j + 2] = 0.0
+                    continue
+                centre = v[r, j, k]
+                acc = 0.0
+                if r > 0:
+                    acc += v[r - 1, j, k] - centre
+                if r + 1 < h:
+                    acc += v[r + 1, j, k] - centre
+                if j > 0:
+                    acc += v[r, j - 1, k] - centre
+                if j + 1 < w:
+                    acc += v[r, j + 1, k] - centre
+                row[j + 2] = acc
+            _put_row(row, b[:, k], r + 1)
+
+
+@jit
+def _add_guess(known, x0, u):
+    """u += x0 on the unknown pixels (the correction becomes the solution)."""
+    h, w = known.shape
+    c = u.shape[2]
+    for i in range(h):
+        for j in range(w):
+            if not known[i, j]:
+                for k in range(c):
+                    u[i, j, k] += x0[i, j, k]
+
+
+@jit
 def _coarsen(d, wx, wy, w):
     """Galerkin coarse stencil of 2x2 aggregation, colour layout in and out.
 
@@ -222,6 +264,14 @@ def _uncolour_plane(a):
             out[i, 2 * m + s] = a[0, i, m]
             out[i, 2 * m + 1 - s] = a[1, i, m]
     return out
+
+
+def _unknown_plane(known):
+    """The padded (H+2, W+2) float32 plane of `_unknown`."""
+    h, w = known.shape
+    un = np.zeros((h + 2, w + 2), dtype=np.float32)
+    _unknown(known, un)
+    return un
 
 
 def _fine_level(known, values):
@@ -336,6 +386,7 @@ def solve_grid_multigrid(
     values: np.ndarray,
     *,
     rtol: float,
+    x0: np.ndarray | None = None,
     maxiter: int = 200,
     scale: float = _OVERCORRECTION,
     sweeps: int = _SWEEPS,
@@ -347,6 +398,13 @@ def solve_grid_multigrid(
         values: (H, W, C) float64 image.
         rtol: relative residual at which every channel stops, in (0, 1)
             (of the reduced system, as for ``solver="cg"``).
+        x0: optional (H, W, C) initial guess (its values on the unknown
+            pixels are used), e.g. the inpainting of a mask with fewer
+            points: CG then solves for the correction, from the guess's
+            residual, and stops at the same residual as without a guess
+            (``rtol`` times the norm of the right-hand side b), so a good
+            guess saves iterations, and one that already meets it costs
+            none.
         maxiter: iteration limit.
         scale: scaling of the coarse corrections.
         sweeps: red-black Gauss-Seidel sweeps before and after each coarse
@@ -399,13 +457,24 @@ def solve_grid_multigrid(
     def levels(arrays, unused):
         return tuple(arrays) + (unused,) * pad
 
+    reference = dot(b, b)
+    if x0 is not None:
+        x0 = np.ascontiguousarray(x0, dtype=np.float64)
+        if x0.shape != values.shape:
+            raise ValueError(
+                f"x0 must have the image's shape {values.shape}, got {x0.shape}"
+            )
+        # Solve A e = b - A x0 for the correction e; u = x0 + e.
+        guess = np.where(known[..., None], values, x0)
+        _fine_residual(_unknown_plane(known), guess, b)
+        del guess
     x = np.zeros(b.shape)
     iterations = pcg(
         len(ds), levels(ds, plane), levels(dinvs, plane), levels(wxs, plane),
         levels(wys, plane), levels(rs, vector), levels(es, vector),
         levels(bufs, row), low, np.ascontiguousarray(low.T), index,
         float(scale), int(sweeps), b, x, np.zeros(b.shape, dtype=np.float32),
-        float(rtol), int(maxiter),
+        float(rtol), reference, int(maxiter),
     )  # fmt: skip
     if iterations < 0:
         raise RuntimeError(
@@ -414,4 +483,6 @@ def solve_grid_multigrid(
         )
     u = np.empty_like(values)
     _extract(x, known, values, u)
+    if x0 is not None:
+        _add_guess(known, x0, u)
     return u, iterations

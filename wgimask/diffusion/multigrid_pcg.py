@@ -171,12 +171,16 @@ def pcg(
     x,
     p,
     rtol,
+    reference,
     maxiter,
 ):
     """Multigrid-preconditioned CG on all channels; returns (x, iterations).
 
     A channel stops changing once its residual norm is at most rtol times
-    its right-hand side's; iterations is -1 if maxiter was not enough.
+    the square root of its ``reference`` (the squared norm of the system's
+    right-hand side; for a warm start b is the guess's residual and
+    ``reference`` the original right-hand side's); iterations is -1 if
+    maxiter was not enough.
     """
     c = b.shape[1]
     # b is not needed after its norms: it becomes the residual.
@@ -186,8 +190,8 @@ def pcg(
     tol2 = np.zeros(c)
     any_active = False
     for k in range(c):
-        tol2[k] = rtol * rtol * b2[k]
-        active[k] = b2[k] > 0.0
+        tol2[k] = rtol * rtol * reference[k]
+        active[k] = b2[k] > tol2[k]
         any_active = any_active or active[k]
     if not any_active:
         return 0

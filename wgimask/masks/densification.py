@@ -77,6 +77,15 @@ def _largest(score: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([above, tied])
 
 
+def _step_count(count: int, target: int, growth: float) -> int:
+    """How many steps grow ``count`` points to ``target``."""
+    steps = 0
+    while count < target:
+        count += min(target - count, max(1, int(round(growth * count))))
+        steps += 1
+    return steps
+
+
 def _number(value, name: str) -> float:
     """``float(value)``, or a ValueError that names the argument."""
     try:
@@ -122,6 +131,7 @@ def densification_mask(
     growth: float = DEFAULT_GROWTH,
     radius: int | None = None,
     weights: np.ndarray | None = None,
+    progress=None,
 ) -> np.ndarray:
     """A mask of exactly round(D N) points grown where diffusion fails most.
 
@@ -141,6 +151,8 @@ def densification_mask(
             step ranks the error times the weights. ``None`` (or all ones)
             is plain densification. A mask generator trained with
             ``--mask_points=densify`` gives exp(r), its learned correction.
+        progress: optional ``progress(done, total)`` called after each step
+            (`wgimask.progress.Progress.step`).
 
     Returns:
         (H, W) bool mask with exactly round(D * H * W) True pixels. On a
@@ -184,9 +196,13 @@ def densification_mask(
         return _start_mask(f, d, seed, weights)
     known = _start_mask(f, start_count / n, seed, weights).ravel().copy()
     count = int(known.sum())
+    steps = _step_count(count, target, growth)
+    u = None
     while count < target:
         add = min(target - count, max(1, int(round(growth * count))))
-        u = inpaint(f, known.reshape(h, w), rtol=RANKING_RTOL)
+        # The last step's inpainting is a good guess: the mask gained a few
+        # points (warm start of the iterative solver on large images).
+        u = inpaint(f, known.reshape(h, w), rtol=RANKING_RTOL, initial=u)
         error = np.abs(u - f).sum(axis=2)
         if weights is not None:
             error = error * weights
@@ -199,4 +215,6 @@ def densification_mask(
         score[known] = -np.inf
         known[_largest(score, add)] = True
         count += add
+        if progress is not None:
+            progress(steps - _step_count(count, target, growth), steps)
     return known.reshape(h, w)

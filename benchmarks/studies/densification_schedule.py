@@ -1,0 +1,75 @@
+"""How many densification steps a large photo needs: time against quality.
+
+    python -m benchmarks.studies.densification_schedule PHOTO ... \
+        [--densities=0.05,0.1,0.2] [--settings=0.1:0.15,0.1:0.3,0.2:0.5]
+
+Each setting is START:GROWTH of `wgimask.masks.densification_mask` (the
+start's fraction of the points and the growth per step; the defaults are
+0.1:0.15, about 17 inpaintings). For every photo, density and setting it
+prints the number of ranking inpaintings, the seconds of the mask and the
+PSNR of homogeneous diffusion from it (the compiled multigrid to 1e-6), and
+the PSNR difference to the first setting. Photos are read as the command
+reads them (`wgimask.image_files.load_image`, colour). The CPU is named in
+the output; run it on an otherwise idle machine for timings.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+import numpy as np
+from absl import app, flags
+
+from wgimask import baselines, image_files
+from wgimask.devices import cpu_description
+from wgimask.diffusion import inpainting
+from wgimask.evaluation import metrics
+from wgimask.masks.densification import densification_mask
+
+flags.DEFINE_list("densities", ["0.05", "0.1", "0.2"], "Mask densities.")
+flags.DEFINE_list("settings", ["0.1:0.15", "0.1:0.3", "0.2:0.5"], "START:GROWTH pairs.")
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> None:
+    photos = [pathlib.Path(p) for p in argv[1:]]
+    if not photos:
+        raise app.UsageError("give one or more photos")
+    settings = [tuple(float(v) for v in s.split(":")) for s in FLAGS.settings]
+    print(f"CPU: {cpu_description()}")
+    solves = []
+    solve = inpainting.inpaint
+
+    def counted(*args, **kwargs):
+        solves.append(1)
+        return solve(*args, **kwargs)
+
+    # densification_mask looks the solver up in its module on every call.
+    import wgimask.masks.densification as densification
+
+    densification.inpaint = counted
+    for path in photos:
+        image = image_files.load_image(path, 3)
+        height, width = image.shape[:2]
+        for density in (float(d) for d in FLAGS.densities):
+            first = None
+            for start, growth in settings:
+                solves.clear()
+                t = time.perf_counter()
+                mask = densification_mask(image, density, start=start, growth=growth)
+                seconds = time.perf_counter() - t
+                u = np.clip(baselines.inpaint(image, mask), 0.0, 1.0)
+                psnr = metrics.psnr(image, u)
+                first = psnr if first is None else first
+                print(
+                    f"{path.name} {width}x{height} D={density:g} "
+                    f"start={start:g} growth={growth:g}: {len(solves)} "
+                    f"inpaintings, {seconds:.1f} s, PSNR {psnr:.3f} dB "
+                    f"({psnr - first:+.3f})",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    app.run(main)
