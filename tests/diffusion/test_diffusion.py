@@ -215,3 +215,23 @@ def test_grid_multigrid_compiles_once_for_all_sizes():
         f = _crop("astronaut", shape)
         inpaint(f, random_mask(f.shape, 0.05, seed=0), solver="multigrid")
     assert len(multigrid_pcg.pcg.signatures) == 1
+
+
+def test_multigrid_warm_start_reaches_the_same_solution_in_fewer_iterations():
+    from wgimask.diffusion.multigrid import solve_grid_multigrid
+
+    f = _photo("astronaut", 96)
+    sparse = random_mask(f.shape, 0.05, seed=1)
+    denser = sparse | random_mask(f.shape, 0.01, seed=2)
+    exact = inpaint(f, denser, solver="direct")
+    previous, _ = solve_grid_multigrid(sparse, f, rtol=1e-6)
+    cold, cold_iterations = solve_grid_multigrid(denser, f, rtol=1e-6)
+    warm, warm_iterations = solve_grid_multigrid(denser, f, rtol=1e-6, x0=previous)
+    assert warm_iterations < cold_iterations
+    assert np.abs(warm - exact).max() < 1e-4
+    assert np.array_equal(warm[denser], f[denser])
+    # A guess that already meets the tolerance costs no iteration.
+    again, iterations = solve_grid_multigrid(denser, f, rtol=1e-6, x0=warm)
+    assert iterations == 0 and np.array_equal(again, warm)
+    with pytest.raises(ValueError, match="x0 must have"):
+        solve_grid_multigrid(denser, f, rtol=1e-6, x0=f[:5])
