@@ -119,3 +119,26 @@ def test_bad_shapes_are_rejected(a, b, match):
 def test_ssim_rejects_images_smaller_than_the_window():
     with pytest.raises(ValueError, match="at least 11x11"):
         metrics.ssim(np.zeros((8, 8)), np.zeros((8, 8)))
+
+
+@pytest.mark.parametrize("shape", [(60, 45, 3), (33, 70), (11, 11, 3)])
+def test_ssim_in_strips_equals_scikit_image(shape, monkeypatch):
+    from skimage.metrics import structural_similarity
+
+    # Large images take the strips; small strips and a tiny threshold make
+    # a small image take them too, across several strips.
+    monkeypatch.setattr(metrics, "STRIP_PIXELS", 0)
+    monkeypatch.setattr(metrics, "STRIP_ROWS", 7)
+    rng = np.random.default_rng(3)
+    a = rng.random(shape)
+    b = np.clip(a + 0.2 * rng.standard_normal(shape), 0.0, 1.0)
+    expected = structural_similarity(
+        a,
+        b,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+        channel_axis=-1 if a.ndim == 3 else None,
+    )
+    assert metrics.ssim(a, b) == pytest.approx(expected, abs=1e-12)
