@@ -56,6 +56,9 @@ def test_command_on_non_square_image_larger_than_training_size(
     assert "skipped" in stderr and "broken.jpg" in stderr
     assert "photo.png: 130x75, 975 known pixels (10.00 %)" in stdout
     assert "learned PSNR" in stdout and "diffusion PSNR" in stdout
+    # A model with the paper's pipeline on an image larger than its tiles.
+    assert "makes its mask and inpainting in 32 px tiles" in stderr
+    assert "may show at the tile period" in stderr
     # Where every file went, with the density in each name.
     names = [f"photo_d0.1_{k}.png" for k in ("mask", "known", "inpainted", "diffusion")]
     for name in names:
@@ -106,6 +109,29 @@ def test_model_free_masks_need_no_model(tmp_path, capsys, monkeypatch, method):
     assert mask.sum() == round(0.1 * 40 * 52)
     assert (out / f"photo_{method}_d0.1_diffusion.png").is_file()
     assert not (out / f"photo_{method}_d0.1_inpainted.png").exists()
+
+
+def test_other_operators_inpaint_from_the_same_mask(tmp_path, capsys, monkeypatch):
+    from wgimask.diffusion.operators import model_free_inpaint
+    from wgimask.serve import model_files
+
+    monkeypatch.setattr(model_files, "PRETRAINED_DIR", tmp_path / "none")
+    photo = _photo(tmp_path, height=24, width=30)
+    out = tmp_path / "out"
+    code, stdout, _ = _run(
+        capsys,
+        photo,
+        "--mask=random",
+        "--inpainting=eed,bih,cdd,ms",
+        f"--output_dir={out}",
+    )
+    assert code == 0 and "eed PSNR" in stdout and "ms PSNR" in stdout
+    mask = np.asarray(Image.open(out / "photo_random_d0.1_mask.png")) > 0
+    image = np.asarray(Image.open(photo).convert("RGB"), np.float32) / 255
+    for operator in ("eed", "bih", "cdd", "ms"):
+        written = np.asarray(Image.open(out / f"photo_random_d0.1_{operator}.png"))
+        expected = model_free_inpaint(operator, image, mask)
+        assert np.abs(written / 255.0 - expected).max() <= 0.5 / 255 + 1e-6
 
 
 def test_slow_stages_are_announced_on_stderr(tmp_path, capsys, monkeypatch):

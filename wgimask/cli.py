@@ -9,10 +9,14 @@ For each image and density D it writes, into --output_dir:
   NAME_dD_known.png      the known pixels on black
   NAME_dD_inpainted.png  the learned inpainting
   NAME_dD_diffusion.png  homogeneous diffusion from the same mask (--diffusion)
+  NAME_dD_eed.png        another operator from the same mask (--inpainting=eed;
+                         also bih, cdd, ms, bpfa)
 (with --mask=random: NAME_random_dD_...), prints where each file went and one
 line of metrics with the seconds per image. Existing files are never replaced
 without --overwrite. Images larger than the model's training crop are
-processed in tiles that leave no trace (see wgimask.inference).
+processed in tiles; those of the shipped models leave no trace (see
+wgimask.inference), a model with the paper's pipeline may show its tiles (a
+warning says so).
 """
 
 from __future__ import annotations
@@ -44,7 +48,11 @@ MASK_METHODS = {
     "electrostatic": False,  # the same density, halftoned electrostatically
     "densify": False,  # grown from an analytic start where diffusion fails most
 }
-INPAINTINGS = ("learned", "diffusion")
+#: --inpainting names: the model's generator, homogeneous diffusion, and the
+#: other model-free operators of `wgimask.diffusion.operators` (output kind =
+#: their name).
+OTHER_OPERATORS = ("eed", "bih", "cdd", "ms", "bpfa")
+INPAINTINGS = ("learned", "diffusion", *OTHER_OPERATORS)
 
 
 class UsageError(ValueError):
@@ -190,6 +198,38 @@ def plan(paths, density, method, kinds, output_dir, overwrite, max_pixels=None):
     return jobs, problems
 
 
+def tile_note(model, method: str, inpaintings, jobs) -> str | None:
+    """A warning when a model's tiles may show on these images, else None.
+
+    Only the learned corrections of models with the analytic prior and a
+    prefilled generator (the shipped ones) run in tiles, on top of whole-image
+    densification and diffusion, so their tiles leave no trace. A model with
+    the paper's pipeline makes its mask and its whole inpainting tile by tile:
+    how much the tiles show depends on how well it was trained (a short run
+    shows seams and lines of mask points at the tile period).
+    """
+    tile = model.tile
+    if tile is None:
+        return None
+    learned_mask = method == "learned" and model.pipeline.runs_mask_network
+    mask_tiles = learned_mask and not model.prior
+    inpaint_tiles = "learned" in inpaintings and not model.prefilled
+    if not (mask_tiles or inpaint_tiles):
+        return None
+    larger = [path.name for path, _ in jobs if max(image_header(path)[:2]) > tile]
+    if not larger:
+        return None
+    parts = " and ".join(
+        part for part, on in (("mask", mask_tiles), ("inpainting", inpaint_tiles)) if on
+    )
+    return (
+        f"{model.path} makes its {parts} in {tile} px tiles (the paper's pipeline); "
+        f"on {larger[0]}{' and larger images' if len(larger) > 1 else ''} they "
+        "may show at the tile period; models trained with --mask_prior=analytic "
+        "--prefill=diffusion (the shipped ones) leave no tile traces"
+    )
+
+
 def metrics_text(name: str, image, result) -> str:
     """PSNR, MAE and SSIM of one result; SSIM n/a below its 11x11 window."""
     from wgimask.evaluation import metrics
@@ -231,7 +271,16 @@ def process(path, outputs, density, method, model, channels, seed, overwrite) ->
             results["inpainted"] = model.inpaint(
                 image[None], mask[None], diffused, progress=progress.step
             )[0]
-    results = {k: results[k] for k in ("inpainted", "diffusion") if k in results}
+    for operator in OTHER_OPERATORS:
+        if operator in outputs:
+            from wgimask.diffusion.operators import model_free_inpaint
+
+            with progress.stage(f"{operator} inpainting"):
+                results[operator] = model_free_inpaint(
+                    operator, image, mask, progress=progress.step
+                )
+    order = ("inpainted", "diffusion", *OTHER_OPERATORS)
+    results = {k: results[k] for k in order if k in results}
     seconds = time.perf_counter() - start
     with progress.stage("writing"):
         image_files.save_pngs(
@@ -288,6 +337,7 @@ def main(argv: list[str]) -> None:
         kinds = ["mask", "known"]
         kinds += ["inpainted"] * ("learned" in inpaintings)
         kinds += ["diffusion"] * ("diffusion" in inpaintings)
+        kinds += [op for op in OTHER_OPERATORS if op in inpaintings]
         output_dir = pathlib.Path(FLAGS.output_dir)
         jobs, problems = plan(
             paths,
@@ -318,6 +368,9 @@ def main(argv: list[str]) -> None:
                 f"start-up {time.perf_counter() - started:.1f} s",
                 flush=True,
             )
+            note = tile_note(model, method, inpaintings, jobs)
+            if note:
+                print(f"wgimask: {note}", file=sys.stderr)
     except (UsageError, ValueError) as error:
         sys.exit(f"wgimask: {error}")
     failed = len(problems)
@@ -382,7 +435,9 @@ def _define_flags() -> None:
         "inpainting",
         ["learned"],
         "Inpaintings to write: learned (the model's generator), diffusion "
-        "(homogeneous diffusion).",
+        "(homogeneous diffusion), eed (edge-enhancing diffusion), bih "
+        "(biharmonic), cdd (curvature-driven diffusion), ms (Mumford-Shah), "
+        "bpfa (beta process factor analysis; slow on whole photos).",
         flag_values=FLAGS,
     )
     flags.DEFINE_boolean(
