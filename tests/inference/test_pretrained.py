@@ -120,3 +120,65 @@ def test_the_readme_figure_is_what_its_recipe_makes_now(tmp_path):
     # JPEG decoding may differ by a level between library versions; a moved
     # mask point or another inpainting differs far more.
     assert np.abs(made - shipped).mean() < 0.5
+
+
+def _diffusion_and_learned(image, density=0.1):
+    from wgimask import baselines
+    from wgimask.masks.densification import densification_mask
+
+    model = inference.load(inference.shipped_models()[density])
+    mask = densification_mask(image, density)
+    diffused = np.clip(baselines.inpaint(image, mask), 0.0, 1.0).astype(np.float32)
+    return model, mask, diffused
+
+
+def test_the_correction_stays_out_of_smooth_images(monkeypatch):
+    # Diffusion is close to a smooth image: the learned inpainting is
+    # diffusion exactly, and no tile of the generator runs.
+    y, x = np.mgrid[0:150, 0:200] / 200.0
+    image = np.stack(
+        [0.5 + 0.2 * np.sin(2 * x + c) * np.cos(1.5 * y) for c in (0.0, 1.0, 2.0)],
+        axis=-1,
+    ).astype(np.float32)
+    model, mask, diffused = _diffusion_and_learned(image)
+
+    def no_network(name, inputs):
+        raise AssertionError(f"the {name} part ran")
+
+    monkeypatch.setattr(model, "parts", no_network)
+    learned = model.inpaint(image[None], mask[None], diffused[None])[0]
+    np.testing.assert_array_equal(learned, np.where(mask[..., None], image, diffused))
+
+
+def test_the_correction_is_gated_where_a_photo_is_smooth(photo):
+    # A smooth half beside a real photo: the gate closes on the smooth half
+    # (its tiles do not run) and there the learned inpainting is diffusion
+    # exactly; on the photo it is open and the correction acts. Upscaling the
+    # photo smooths it at the scale of the mask points and closes the gate
+    # further (not fully: the cat's fur is still textured at 4x).
+    from wgimask.inference import arrays
+
+    y, x = np.mgrid[0:96, 0:136] / 136.0
+    smooth = np.stack([0.4 + 0.1 * x + 0.05 * y] * 3, axis=-1).astype(np.float32)
+    image = np.concatenate([smooth, photo.astype(np.float32)], axis=1)
+    model, mask, diffused = _diffusion_and_learned(image)
+    gate = arrays.residual_gate(diffused[None], model.tile)[0, ..., 0]
+    assert (gate[:, :40] == 0).all() and (gate[:, -40:] == 1).all()
+    learned = model.inpaint(image[None], mask[None], diffused[None])[0]
+    closed = (gate == 0) & ~mask
+    np.testing.assert_array_equal(learned[closed], diffused[closed])
+    assert np.abs(learned - diffused)[:, -40:].max() > 0.01
+    upscaled = (
+        np.asarray(
+            Image.fromarray(np.round(photo * 255).astype(np.uint8)).resize(
+                (136 * 4, 96 * 4), Image.Resampling.BICUBIC
+            ),
+            np.float32,
+        )
+        / 255.0
+    )
+    openings = []
+    for picture in (photo, upscaled):
+        model, mask, diffused = _diffusion_and_learned(picture)
+        openings.append(arrays.residual_gate(diffused[None], model.tile).mean())
+    assert openings[1] < openings[0]

@@ -115,12 +115,16 @@ class Model:
             ``parts(name, [arrays in PART_INPUTS order]) -> array``.
         runtime: ``"litert"`` (the converted parts in ``export/lite``, no
             TensorFlow) or ``"keras"`` (Keras networks on TensorFlow).
+        gated: Whether a prefilled generator's correction goes through
+            `arrays.residual_gate` (default; False: everywhere, as the
+            exported ``inpainter`` SavedModel serves it).
     """
 
     path: pathlib.Path
     config: dict
     parts: Callable[[str, list[np.ndarray]], np.ndarray]
     runtime: str
+    gated: bool = True
 
     @functools.cached_property
     def pipeline(self) -> MaskPipeline:
@@ -265,7 +269,12 @@ class Model:
         return self.pipeline.residual
 
     def _blended(
-        self, name: str, inputs: list[np.ndarray], channels: int, progress=None
+        self,
+        name: str,
+        inputs: list[np.ndarray],
+        channels: int,
+        progress=None,
+        active: np.ndarray | None = None,
     ) -> np.ndarray:
         """One image through a part, whole or in tent-blended tiles.
 
@@ -274,6 +283,8 @@ class Model:
             inputs: Its (H, W, .) float32 inputs, in call order.
             channels: The output's channel count.
             progress: optional ``progress(done, total)`` per batch of tiles.
+            active: optional (H, W) bool: tiles with no active pixel do not
+                run and contribute 0 (the caller zeroes those pixels anyway).
 
         Returns:
             (H, W, channels) float32.
@@ -292,6 +303,13 @@ class Model:
             for y in arrays.tile_starts(full_h, tile)
             for x in arrays.tile_starts(full_w, tile)
         ]
+        if active is not None:
+            active = np.pad(active, pad[:2], mode="edge")
+            corners = [
+                (y, x) for y, x in corners if active[y : y + tile, x : x + tile].any()
+            ]
+            if not corners:
+                return np.zeros((height, width, channels), np.float32)
 
         def take(first: int, last: int) -> list[np.ndarray]:
             return [
@@ -309,7 +327,10 @@ class Model:
         for (y, x), values in zip(corners, outs, strict=True):
             total[y : y + tile, x : x + tile] += window * values
             weight[y : y + tile, x : x + tile] += window
-        return (total / weight)[:height, :width]
+        # Pixels of skipped tiles only (weight 0) get 0.
+        return np.divide(total, weight, out=np.zeros_like(total), where=weight > 0)[
+            :height, :width
+        ]
 
     def _mask_pass(self, name: str, images: np.ndarray) -> np.ndarray:
         """A mask-generator part on images up to the crop size, in one pass."""
@@ -484,8 +505,16 @@ class Model:
                 ]
             )
         diffused = np.asarray(diffused, np.float32).reshape(images.shape)
-        residual = self._generator_pass("residual", images, masks, diffused, progress)
-        return np.clip(diffused + residual, 0.0, 1.0)
+        if not self.gated:
+            gates = np.ones((*images.shape[:3], 1), np.float32)
+        else:
+            # The correction stays out where diffusion is already close to
+            # the image (smooth content); tiles it leaves out do not run.
+            gates = arrays.residual_gate(diffused, self.tile or MULTIPLE)
+        residual = self._generator_pass(
+            "residual", images, masks, diffused, progress, gates
+        )
+        return np.clip(diffused + gates * residual, 0.0, 1.0)
 
     def _generator_pass(
         self,
@@ -494,18 +523,23 @@ class Model:
         masks: np.ndarray,
         diffused: np.ndarray | None = None,
         progress=None,
+        gates: np.ndarray | None = None,
     ) -> np.ndarray:
         """A generator part (``generator`` or ``residual``) on a batch.
 
         Its inputs are the known pixels, the mask and the noise in the unknown
         pixels only (as export.inpaint), plus the diffusion inpaintings for
         ``residual``: in one pass up to the crop size, else per image in
-        blended tiles.
+        blended tiles. Where ``gates`` (N, H, W, 1) is 0 over a whole image
+        or tile, that image or tile does not run (its output is 0, which the
+        gate would make of it anyway).
         """
         extra = [] if diffused is None else [diffused]
         height, width = images.shape[1:3]
         if self._tiled(height, width):
             noise = arrays.seed_noise((1, *images.shape[1:]), "generator")[0]
+            if gates is None:
+                gates = np.ones((*images.shape[:3], 1), np.float32)
             return np.stack(
                 [
                     self._blended(
@@ -513,10 +547,13 @@ class Model:
                         [i * m, m, noise * (1.0 - m), *e],
                         self.channels,
                         progress,
+                        active=g[..., 0] > 0,
                     )
-                    for i, m, *e in zip(images, masks, *extra, strict=True)
+                    for i, m, g, *e in zip(images, masks, gates, *extra, strict=True)
                 ]
             )
+        if gates is not None and not (gates > 0).any():
+            return np.zeros(images.shape, np.float32)
         # Padded pixels are unknown-or-mirrored alike: the mask reflects too,
         # so border points are mirrored as in a larger image.
         padded, crop = arrays.pad_to_multiple(images, MULTIPLE)
