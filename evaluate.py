@@ -41,7 +41,9 @@ flags.DEFINE_list(
     "electrostatic, densify, analytic+nlpe, electrostatic+nlpe, densify+nlpe, "
     "random+nlpe, mg+nlpe "
     "(+nlpe12: 12 NLPE cycles for that method, whatever --nlpe_cycles says); "
-    "operators: hd (homogeneous diffusion), wgain (inpainting-only WGAN), mg "
+    "operators: hd (homogeneous diffusion), eed (edge-enhancing diffusion), "
+    "bih (biharmonic), cdd (curvature-driven diffusion), ms (Mumford-Shah), "
+    "bpfa (beta process factor analysis), wgain (inpainting-only WGAN), mg "
     "(the joint generator); 'mg' alone = mask GAN with its own generator. E.g. "
     "random+wgain,mg,mg+hd,random+hd,ps+hd,ps+nlpe+hd.",
 )

@@ -235,3 +235,17 @@ def test_multigrid_warm_start_reaches_the_same_solution_in_fewer_iterations():
     assert iterations == 0 and np.array_equal(again, warm)
     with pytest.raises(ValueError, match="x0 must have"):
         solve_grid_multigrid(denser, f, rtol=1e-6, x0=f[:5])
+
+
+def test_multigrid_one_channel_at_a_time_on_large_images(monkeypatch):
+    from wgimask.diffusion import multigrid
+
+    f = _photo("coffee", 64)
+    sparse = random_mask(f.shape, 0.05, seed=4)
+    denser = sparse | random_mask(f.shape, 0.02, seed=5)
+    exact = inpaint(f, denser, solver="direct")
+    joint, _ = multigrid.solve_grid_multigrid(sparse, f, rtol=1e-8)
+    monkeypatch.setattr(multigrid, "CHANNEL_SPLIT_PIXELS", 0)
+    split, iterations = multigrid.solve_grid_multigrid(denser, f, rtol=1e-8, x0=joint)
+    assert iterations > 0 and np.abs(split - exact).max() < 1e-6
+    assert np.array_equal(split[denser], f[denser])

@@ -440,6 +440,26 @@ def test_model_free_starts_run_and_nlpe_refines_them(image_dir, tmp_path, start)
         assert refined <= by[(image, f"{start}+hd")]["mae"]
 
 
+def test_every_model_free_operator_runs_as_a_method(image_dir, tmp_path):
+    from wgimask.diffusion.operators import OPERATORS
+
+    # bpfa is left out: seconds per crop (its own tests cover it).
+    methods = tuple(f"random+{op}" for op in OPERATORS if op != "bpfa")
+    config = _config(
+        image_dir,
+        tmp_path,
+        methods=methods,
+        densities=(0.2,),
+        figures=False,
+        max_images=1,
+    )
+    rows = {r["method"]: r for r in evaluation.run_evaluation(config).per_image}
+    assert set(rows) == set(methods)
+    assert all(np.isfinite(r["psnr"]) for r in rows.values())
+    # The operators differ on the same mask.
+    assert len({round(r["psnr"], 6) for r in rows.values()}) == len(methods)
+
+
 @pytest.mark.slow
 def test_raw_mask_gan_density_is_reported(image_dir, models_dir, tmp_path):
     config = _config(

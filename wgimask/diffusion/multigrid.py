@@ -64,6 +64,9 @@ from wgimask.diffusion.multigrid_pcg import dot, pcg
 
 __all__ = ["available", "solve_grid_multigrid", "COARSEST"]
 
+#: Colour images above this many pixels are solved one channel at a time
+#: (a third of the memory; the coarse levels are built once per channel).
+CHANNEL_SPLIT_PIXELS = 4_000_000
 #: Levels are coarsened until at most this many unknowns remain; those are
 #: solved by dense Cholesky.
 COARSEST = 100
@@ -162,12 +165,12 @@ def _fine_rhs(un, values, b):
 
 
 @jit
-def _fine_residual(un, v, b):
+def _fine_residual(un, known, f, x0, b):
     """b = the residual of a guess, colour layout (2, C, H+2, Wh): at every
     unknown pixel the sum of its in-image neighbours' values of v minus
-    their count times its own (the reduced system's b - A x for x = v on the
-    unknown pixels, v = f on the known ones); 0 elsewhere."""
-    h, w, c = v.shape
+    their count times its own, v = f on the known pixels and x0 elsewhere
+    (the reduced system's b - A x for x = x0); 0 elsewhere."""
+    h, w, c = f.shape
     n = b.shape[3]
     row = np.zeros(2 * n)
     for r in range(h):
@@ -177,16 +180,16 @@ def _fine_residual(un, v, b):
                 if u0[j + 1] == 0.0:
                     row[j + 2] = 0.0
                     continue
-                centre = v[r, j, k]
+                centre = x0[r, j, k]
                 acc = 0.0
                 if r > 0:
-                    acc += v[r - 1, j, k] - centre
+                    acc += (f if known[r - 1, j] else x0)[r - 1, j, k] - centre
                 if r + 1 < h:
-                    acc += v[r + 1, j, k] - centre
+                    acc += (f if known[r + 1, j] else x0)[r + 1, j, k] - centre
                 if j > 0:
-                    acc += v[r, j - 1, k] - centre
+                    acc += (f if known[r, j - 1] else x0)[r, j - 1, k] - centre
                 if j + 1 < w:
-                    acc += v[r, j + 1, k] - centre
+                    acc += (f if known[r, j + 1] else x0)[r, j + 1, k] - centre
                 row[j + 2] = acc
             _put_row(row, b[:, k], r + 1)
 
@@ -423,8 +426,25 @@ def solve_grid_multigrid(
     if int(sweeps) < 1:
         raise ValueError(f"sweeps must be at least 1, got {sweeps!r}")
     known = np.ascontiguousarray(known, dtype=np.bool_)
+    h, w, c = np.shape(values)
+    if c > 1 and h * w > CHANNEL_SPLIT_PIXELS:
+        # One channel at a time: the solver's arrays (about 100 bytes per
+        # pixel and channel) for one channel only.
+        u = np.empty((h, w, c))
+        iterations = 0
+        for k in range(c):
+            u[..., k : k + 1], count = solve_grid_multigrid(
+                known,
+                values[..., k : k + 1],
+                rtol=rtol,
+                x0=None if x0 is None else np.asarray(x0)[..., k : k + 1],
+                maxiter=maxiter,
+                scale=scale,
+                sweeps=sweeps,
+            )
+            iterations = max(iterations, count)
+        return u, iterations
     values = np.ascontiguousarray(values, dtype=np.float64)
-    h, w, c = values.shape
     if known.all():
         return values.copy(), 0
     d, wx, wy, b = _fine_level(known, values)
@@ -465,9 +485,7 @@ def solve_grid_multigrid(
                 f"x0 must have the image's shape {values.shape}, got {x0.shape}"
             )
         # Solve A e = b - A x0 for the correction e; u = x0 + e.
-        guess = np.where(known[..., None], values, x0)
-        _fine_residual(_unknown_plane(known), guess, b)
-        del guess
+        _fine_residual(_unknown_plane(known), known, values, x0, b)
     x = np.zeros(b.shape)
     iterations = pcg(
         len(ds), levels(ds, plane), levels(dinvs, plane), levels(wxs, plane),

@@ -33,7 +33,9 @@ MASK_METHODS = (
     "densify",
     "densify+nlpe",
 )
-OPERATORS = ("hd", "wgain", "mg")
+#: Model-free operators (`wgimask.diffusion.operators`) and the learned ones.
+MODEL_FREE_OPERATORS = ("hd", "eed", "bih", "cdd", "ms", "bpfa")
+OPERATORS = (*MODEL_FREE_OPERATORS, "wgain", "mg")
 #: An NLPE mask method with its own cycle count: ``analytic+nlpe12`` runs 12
 #: cycles (``--nlpe_cycles`` for the others), so methods with different
 #: budgets compare in one run.

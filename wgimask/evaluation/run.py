@@ -12,7 +12,10 @@ A *method* is a mask method combined with an inpainting operator, written
   ``analytic+nlpe``, ``electrostatic+nlpe``, ``densify+nlpe``,
   ``random+nlpe``, ``mg+nlpe`` (NLPE from that mask;
   ``analytic+nlpe12`` runs 12 cycles, whatever ``nlpe_cycles`` says);
-- inpainting operators: ``hd`` (homogeneous diffusion), ``wgain`` (the
+- inpainting operators: ``hd`` (homogeneous diffusion), ``eed``
+  (edge-enhancing diffusion), ``bih`` (biharmonic), ``cdd`` (curvature-driven
+  diffusion), ``ms`` (Mumford-Shah), ``bpfa`` (beta process factor analysis;
+  the model-free ones: `wgimask.diffusion.operators`), ``wgain`` (the
   inpainting-only WGAN trained on random masks), ``mg`` (the generator trained
   jointly with the mask GAN of density D).
 
@@ -59,6 +62,7 @@ from wgimask.evaluation.config import (  # noqa: F401
     LEARNED_OPERATORS,
     MASK_METHODS,
     MG_DENSITY_MODES,
+    MODEL_FREE_OPERATORS,
     OPERATORS,
     ConfigError,
     EvaluationConfig,
@@ -244,11 +248,12 @@ class _Pipeline:
         """Inpaints a batch; returns the results and the operator's wall time."""
         from wgimask import baselines
 
-        if method.operator == "hd" and not masks.masks.any(axis=(1, 2)).all():
-            # Only a raw mask-GAN mask can be empty; diffusion needs a point.
+        model_free = method.operator in MODEL_FREE_OPERATORS
+        if model_free and not masks.masks.any(axis=(1, 2)).all():
+            # Only a raw mask-GAN mask can be empty; the operators need a point.
             raise EvaluationError(
                 f"{method.name} at density {density:g}: a mask has no point, so "
-                f"homogeneous diffusion has nothing to inpaint from; use "
+                f"{method.operator} has nothing to inpaint from; use "
                 f"mg_density='exact'"
             )
         start = time.perf_counter()
@@ -256,6 +261,15 @@ class _Pipeline:
             results = np.stack(
                 [
                     baselines.inpaint(image, mask)
+                    for image, mask in zip(images, masks.masks, strict=True)
+                ]
+            )
+        elif model_free:
+            from wgimask.diffusion.operators import model_free_inpaint
+
+            results = np.stack(
+                [
+                    model_free_inpaint(method.operator, image, mask)
                     for image, mask in zip(images, masks.masks, strict=True)
                 ]
             )
