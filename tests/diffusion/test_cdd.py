@@ -123,4 +123,4 @@ def test_bad_masks():
 def test_bad_parameters(name, value):
     f = _image((6, 7))
     mask = random_mask(f.shape, 0.3, seed=8)
-    _one_line_error(f"{name} must .*got {value!r}"[:60], f, mask, **{name: value})
+    _one_line_error(f"{name} must .*got {value!r}", f, mask, **{name: value})

@@ -47,16 +47,22 @@ from the previous iterate (``solver="cg"``, what ``"auto"`` picks), or a
 sparse LU factorisation (``scipy.sparse.linalg.splu``, nested-dissection
 order, as ``inpaint(solver="direct")``; ``solver="direct"``), which solves
 exactly and keeps the maximum principle to rounding. The warm-started CG
-measured faster at every size tried from 8x8 to 256x256: 1.5x at 16x16,
-2.5x at 64x64, 3.6x at 256x256 (astronaut crops, random 10% masks, the
-defaults), because the systems
-change little from one iteration to the next; the factorisation's fill
-grows too fast for large images anyway. Parameters refer to values in
-[0, 1].
+measured faster at every size tried from 8x8 to 256x256 (1.5x at 16x16,
+2.5x at 64x64, 3.6x at 256x256; astronaut crops, random 10% masks), since
+the systems change little from one iteration to the next; the
+factorisation's fill grows too fast for large images anyway. Parameters
+refer to values in [0, 1].
 
-Defaults: chosen by ``python -m benchmarks.studies.cdd_ms_parameters`` (a
-grid search on training crops only); the measured numbers are in that
-module's docstring.
+Defaults (alpha = 1, beta = 0.01, eps = 0.5, eta = 0.1, tol = 1e-4,
+max_iter = 100): chosen by ``python -m benchmarks.studies.cdd_ms_parameters``,
+a grid search over beta, eps, eta and the stopping rule on training crops
+only (12 colour crops 64x64 of skimage's astronaut, chelsea, coffee and
+rocket, random masks of density 5%, 10%, 20%). There the mean PSNR was
+24.05 / 26.32 / 28.44 dB against 24.05 / 25.82 / 27.93 dB for homogeneous
+diffusion from the same masks (+0.34 dB on average), in 0.11 s per crop; a
+768x512 colour image took 8 to 14 s, and there MS was 0.2 dB below
+homogeneous diffusion (Intel(R) Xeon(R) Processor, one thread, cores shared
+with other jobs; that module has the tables).
 """
 
 from __future__ import annotations
