@@ -40,13 +40,19 @@ _DEFAULTS = TrainingConfig()
 FLAGS = flags.FLAGS
 
 flags.DEFINE_float("density", _DEFAULTS.density, "Target mask density D in (0, 1).")
+#: Dai et al.'s networks (the paper's Table 2 comparison), trained by
+#: `wgimask.train.dai` rather than the mask GAN's trainer.
+DAI_MODES = ("nete", "netm")
 flags.DEFINE_enum(
     "mode",
     _DEFAULTS.mode,
-    MODES,
+    (*MODES, *DAI_MODES),
     "joint: mask GAN; inpaint: inpainting WGAN on uniformly random masks; "
     "mask: the mask generator alone against exact diffusion "
-    "(needs --mask_operator=diffusion).",
+    "(needs --mask_operator=diffusion); nete: Dai et al.'s NetE on random "
+    "masks; netm: Dai et al.'s NetM against a trained NetE (--init_from=its "
+    "run folder). For nete/netm: steps = --epochs x --steps_per_epoch, "
+    "--model_size sets NetE's width (paper: Dai's 64).",
 )
 flags.DEFINE_string(
     "data_dir",
@@ -241,6 +247,70 @@ def _storage_problem(error: Exception) -> str | None:
     return None
 
 
+def dai_settings_from_flags():
+    """Packs the flags into a validated `wgimask.train.dai.DaiSettings`."""
+    from wgimask.config import MODEL_SIZES
+    from wgimask.train.dai import DaiSettings
+
+    return DaiSettings(
+        density=FLAGS.density,
+        # NetE's bottleneck fixes 64 px; an explicit other size is refused.
+        image_size=FLAGS.image_size if FLAGS["image_size"].present else 64,
+        channels=3 if FLAGS.color == "rgb" else 1,
+        batch_size=FLAGS.batch_size,
+        steps=FLAGS.epochs * FLAGS.steps_per_epoch,
+        learning_rate=FLAGS.learning_rate,
+        seed=FLAGS.seed,
+        # Dai's NetE is 64 wide: the paper size; the others scale it.
+        width=max(1, round(64 * MODEL_SIZES[FLAGS.model_size])),
+        netm_filters=max(1, round(64 * MODEL_SIZES[FLAGS.model_size])),
+        checkpoint_every=FLAGS.checkpoint_every,
+    ).validate()
+
+
+def train_dai() -> None:
+    """``--mode=nete`` / ``--mode=netm``: Dai et al.'s networks."""
+    import keras
+
+    from wgimask.train import dai
+
+    network = FLAGS.mode
+    try:
+        settings = dai_settings_from_flags()
+        nete = None
+        if network == "netm":
+            if not FLAGS.init_from or len(FLAGS.init_from) != 1:
+                raise ValueError(
+                    "--mode=netm needs --init_from=RUN_DIR, one trained NetE run"
+                )
+            source = dai.model_path(FLAGS.init_from[0], "nete")
+            if not source.is_file():
+                raise ValueError(f"--init_from: {source} does not exist")
+            nete = keras.saving.load_model(source)
+        batches = dai.crop_stream(settings, network, data_dir=FLAGS.data_dir)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+        sys.exit(f"train.py: {error}")
+
+    def progress(step, values):
+        if step % 10 == 0 or step == settings.steps:
+            print(
+                f"{network} step {step}/{settings.steps}: loss "
+                f"{float(values['loss']):.4g}, PSNR {float(values['psnr']):.2f} dB",
+                flush=True,
+            )
+
+    try:
+        if network == "nete":
+            run = dai.train_nete(settings, batches, FLAGS.model_dir, progress=progress)
+        else:
+            run = dai.train_netm(
+                settings, nete, batches, FLAGS.model_dir, progress=progress
+            )
+    except (ValueError, run_folder.RunFolderError, FloatingPointError) as error:
+        sys.exit(f"train.py: {error}")
+    print(f"Exported {dai.model_path(FLAGS.model_dir, network)} (step {run.step})")
+
+
 def main(argv):
     if len(argv) > 1:
         # One line, not absl's page of usage: flags are --name=value.
@@ -248,6 +318,9 @@ def main(argv):
             f"train.py: unexpected argument(s) {' '.join(argv[1:])!r}; flags are "
             "given as --name=value (python train.py --help lists them)"
         )
+    if FLAGS.mode in DAI_MODES:
+        train_dai()
+        return
     try:
         config = config_from_flags()
     except ValueError as error:

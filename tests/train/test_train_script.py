@@ -352,3 +352,47 @@ def test_a_global_batch_the_workers_cannot_share_is_one_line(
         "train.py: --batch_size 3 is the global batch: it must be a multiple of "
         "the 2 workers TF_CONFIG names"
     )
+
+
+def test_dai_modes_pack_into_their_settings(flags_parsed):
+    flags_parsed(
+        "--mode=nete",
+        "--density=0.1",
+        "--epochs=2",
+        "--steps_per_epoch=3",
+        "--model_size=tiny",
+        pack=False,
+    )
+    settings = train.dai_settings_from_flags()
+    assert (settings.density, settings.steps, settings.image_size) == (0.1, 6, 64)
+    assert settings.width == 8  # Dai's 64 at the tiny size (1/8)
+
+
+def test_dai_modes_train_through_the_script(flags_parsed, tmp_path, capsys):
+    from wgimask.train import dai
+
+    common = [
+        "--density=0.1",
+        "--epochs=1",
+        "--steps_per_epoch=2",
+        "--batch_size=4",
+        "--model_size=tiny",
+        "--checkpoint_every=1",
+    ]
+    nete_run, netm_run = tmp_path / "nete", tmp_path / "netm"
+    flags_parsed("--mode=nete", f"--model_dir={nete_run}", *common, pack=False)
+    train.main(["train.py"])
+    assert dai.model_path(nete_run, "nete").is_file()
+    flags_parsed("--mode=netm", f"--model_dir={netm_run}", *common, pack=False)
+    with pytest.raises(SystemExit, match="needs --init_from"):
+        train.main(["train.py"])
+    flags_parsed(
+        "--mode=netm",
+        f"--model_dir={netm_run}",
+        f"--init_from={nete_run}",
+        *common,
+        pack=False,
+    )
+    train.main(["train.py"])
+    assert dai.model_path(netm_run, "netm").is_file()
+    assert "netm step 2/2" in capsys.readouterr().out
