@@ -313,6 +313,14 @@ def test_quiet_tensorflow_import_skips_matplotlib_but_leaves_it_importable():
     assert done.stdout.split() == ["False", "matplotlib.pyplot"]
 
 
+def test_the_readme_keras_snippet_starts_quietly():
+    # Its first import brings TensorFlow in without the start-up lines
+    # (oneDNN, CUDA, CPU features; cuInit on a machine without a GPU).
+    done = run_python("import wgimask.nn.networks\nimport keras\nprint('ok')\n")
+    assert done.returncode == 0 and done.stdout.split() == ["ok"]
+    assert done.stderr == "", done.stderr
+
+
 # --- Outputs: all or none, never through a link; inputs that cannot hurt ---------
 
 

@@ -20,9 +20,16 @@ Two options that are not in the paper (off by default, docs/learned-masks.md):
   its binarisation.
 """
 
+# ruff: noqa: E402 - TensorFlow is imported quietly before the other imports.
 from __future__ import annotations
 
 import math
+
+from wgimask import _entry
+
+# A script that opens the networks first (README's Keras snippet) gets
+# TensorFlow without its start-up lines; a no-op once TensorFlow is loaded.
+_entry.import_tensorflow_quietly()
 
 import keras
 import tensorflow as tf
