@@ -39,12 +39,13 @@ flags.DEFINE_list(
     ["random+hd", "ps+hd", "ps+nlpe+hd"],
     "Methods <mask>+<operator>; masks: random, ps, ps+nlpe, mg, analytic, "
     "electrostatic, densify, analytic+nlpe, electrostatic+nlpe, densify+nlpe, "
-    "random+nlpe, mg+nlpe "
+    "random+nlpe, mg+nlpe, netm (Dai et al.'s NetM, DIR/netm-<D>) "
     "(+nlpe12: 12 NLPE cycles for that method, whatever --nlpe_cycles says); "
     "operators: hd (homogeneous diffusion), eed (edge-enhancing diffusion), "
     "bih (biharmonic), cdd (curvature-driven diffusion), ms (Mumford-Shah), "
     "bpfa (beta process factor analysis), wgain (inpainting-only WGAN), mg "
-    "(the joint generator); 'mg' alone = mask GAN with its own generator. E.g. "
+    "(the joint generator), nete (Dai et al.'s NetE, DIR/nete-<D>, 64 px); "
+    "'mg' alone = mask GAN with its own generator. E.g. "
     "random+wgain,mg,mg+hd,random+hd,ps+hd,ps+nlpe+hd.",
 )
 flags.DEFINE_string(

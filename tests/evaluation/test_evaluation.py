@@ -653,3 +653,50 @@ def test_an_earlier_evaluation_is_kept_unless_overwritten(image_dir, tmp_path):
     assert sorted(p.name for p in (again.output_dir / "figures").iterdir()) == sorted(
         p.name for p in again.figures
     )
+
+
+@pytest.mark.slow
+def test_dai_networks_run_as_table_2_methods(tmp_path):
+    # Tiny NetE and NetM trained for two steps: the methods of the paper's
+    # Table 2 that use them run, with exact-density masks.
+    from wgimask.train import dai
+
+    rng = np.random.default_rng(0)
+    crops = [rng.random((4, 64, 64, 3)).astype(np.float32) for _ in range(2)]
+    settings = dai.DaiSettings(
+        density=0.1, batch_size=4, steps=2, width=4, netm_filters=4, netm_blocks=1
+    ).validate()
+    models = tmp_path / "models"
+    nete = dai.train_nete(settings, crops, models / "nete-0.1").model
+    dai.train_netm(settings, nete, crops, models / "netm-0.1")
+    images = tmp_path / "images"
+    images.mkdir()
+    for k in range(2):
+        pixels = (rng.random((70, 80, 3)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(images / f"{k}.png")
+    config = EvaluationConfig(
+        data_dir=str(images),
+        image_size=64,
+        densities=(0.1,),
+        methods=("random+nete", "netm+nete", "netm+hd"),
+        models_dir=str(models),
+        output_dir=str(tmp_path / "out"),
+        progress=False,
+        figures=False,
+    )
+    result = evaluation.run_evaluation(config)
+    rows = {r["method"]: r for r in result.rows}
+    assert set(rows) == {"random+nete", "netm+nete", "netm+hd"}
+    for row in rows.values():
+        assert float(row["density"]) == 0.1
+        assert float(row["mask_density"]) == pytest.approx(round(0.1 * 4096) / 4096)
+    # Another size: one line naming NetE's 64 px.
+    with pytest.raises(evaluation.EvaluationError, match="64x64"):
+        evaluation.run_evaluation(
+            dataclasses.replace(
+                config,
+                image_size=32,
+                methods=("random+nete",),
+                output_dir=str(tmp_path / "out32"),
+            )
+        )

@@ -32,10 +32,11 @@ MASK_METHODS = (
     "electrostatic+nlpe",
     "densify",
     "densify+nlpe",
+    "netm",
 )
 #: Model-free operators (`wgimask.diffusion.operators`) and the learned ones.
 MODEL_FREE_OPERATORS = ("hd", "eed", "bih", "cdd", "ms", "bpfa")
-OPERATORS = (*MODEL_FREE_OPERATORS, "wgain", "mg")
+OPERATORS = (*MODEL_FREE_OPERATORS, "wgain", "mg", "nete")
 #: An NLPE mask method with its own cycle count: ``analytic+nlpe12`` runs 12
 #: cycles (``--nlpe_cycles`` for the others), so methods with different
 #: budgets compare in one run.
@@ -55,8 +56,10 @@ def split_nlpe(mask: str) -> tuple[str, float | None]:
 
 
 # Mask methods and operators that run a learned model.
-LEARNED_MASKS = ("mg", "mg+nlpe")
-LEARNED_OPERATORS = ("wgain", "mg")
+LEARNED_MASKS = ("mg", "mg+nlpe", "netm")
+LEARNED_OPERATORS = ("wgain", "mg", "nete")
+#: Dai et al.'s networks (`wgimask.nn.dai`): model kind -> network name.
+DAI_KINDS = ("nete", "netm")
 MG_DENSITY_MODES = ("exact", "raw")
 LEARNED_DEVICES = ("auto", "cpu")
 

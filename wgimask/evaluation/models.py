@@ -44,6 +44,10 @@ class ModelRequirement:
         """A short human description, e.g. 'mask GAN for density 0.05'."""
         if self.kind == "mask_gan":
             return f"mask GAN for density {self.density:g}"
+        if self.kind == "nete":
+            return f"Dai et al.'s NetE for density {self.density:g}"
+        if self.kind == "netm":
+            return f"Dai et al.'s NetM for density {self.density:g}"
         if self.kind == "joint_inpainter":
             return f"jointly trained inpainter for density {self.density:g}"
         return "inpainting-only WGAN (trained on random masks)"
@@ -54,6 +58,12 @@ class ModelRequirement:
             return (
                 "train the inpainting-only WGAN on random masks with train.py "
                 "and export it to inpaint/export/inpainter"
+            )
+        if self.kind in ("nete", "netm"):
+            return (
+                f"train it with train.py --mode={self.kind} "
+                f"--density={self.density:g} --model_dir=DIR/{self.kind}-"
+                f"{self.density:g}"
             )
         return (
             f"train the joint mask GAN at density {self.density:g} with train.py "
@@ -79,6 +89,10 @@ def model_path(models_dir: str | Path, kind: str, density: float | None) -> Path
     root = Path(models_dir)
     if kind == "inpainter":
         return root / "inpaint" / "export" / "inpainter"
+    if kind in ("nete", "netm"):
+        if density is None:
+            raise ValueError(f"a {kind} model needs a density, got None")
+        return root / f"{kind}-{density:g}" / "export" / f"{kind}.keras"
     if kind not in ("mask_gan", "joint_inpainter"):
         raise ValueError(f"unknown model kind {kind!r}")
     if density is None:
@@ -107,9 +121,12 @@ def required_models(
         for density in densities:
             kinds = []
             if method.learned_mask:
-                kinds.append(("mask_gan", density))
+                netm = method.mask.split("+")[0] == "netm"
+                kinds.append(("netm" if netm else "mask_gan", density))
             if method.operator == "wgain":
                 kinds.append(("inpainter", None))
+            if method.operator == "nete":
+                kinds.append(("nete", density))
             if method.operator == "mg" and not (
                 method.mask == "mg" and mg_density == "raw"
             ):
@@ -145,16 +162,17 @@ def check_models(config: EvaluationConfig) -> list[ModelRequirement]:
             f"joint-<D>/export/inpainter/ for each density and "
             f"inpaint/export/inpainter/; train and export them with train.py"
         )
-    missing = [
-        need
-        for need in needs
-        if not (need.path(config.models_dir) / "saved_model.pb").is_file()
-    ]
+
+    def present(need: ModelRequirement) -> bool:
+        path = need.path(config.models_dir)
+        return (path if path.suffix == ".keras" else path / "saved_model.pb").is_file()
+
+    missing = [need for need in needs if not present(need)]
     if missing:
         lines = [f"missing learned models under {config.models_dir}:"]
         for need in missing:
             lines.append(
-                f"  {need.describe()} (for {', '.join(need.methods)}): no SavedModel "
+                f"  {need.describe()} (for {', '.join(need.methods)}): no model "
                 f"at {need.path(config.models_dir)}; {need.how_to_get()}"
             )
         raise MissingModelsError("\n".join(lines))
@@ -194,14 +212,19 @@ class LearnedModels:
         for need in needs:
             run = need.path(models_dir).parent.parent
             try:
-                model = inference.load(run, runtime)
+                if need.kind in ("nete", "netm"):
+                    model = DaiModel.load(need.path(models_dir), image_size)
+                else:
+                    model = inference.load(run, runtime)
             except inference.ModelError as error:
                 raise EvaluationError(str(error)) from None
             if need.kind == "mask_gan" and not model.has_mask:
                 raise EvaluationError(f"{run} holds no mask generator")
             zeros = np.zeros((1, image_size, image_size, model.channels), np.float32)
             with self.device():  # warm-up: later timings exclude set-up
-                if need.kind == "mask_gan":
+                if need.kind == "netm":
+                    model.mask(zeros, need.density)
+                elif need.kind == "mask_gan":
                     model.confidence(zeros)
                 else:
                     model.inpaint(zeros, np.ones(zeros.shape[:3], bool))
@@ -230,6 +253,60 @@ class LearnedModels:
         import tensorflow as tf
 
         return tf.device(self._device)
+
+
+@dataclasses.dataclass
+class DaiModel:
+    """Dai et al.'s NetE or NetM, with the methods the evaluation calls.
+
+    NetM's masks keep exactly round(D H W) pixels, its map's largest values
+    (`wgimask.nn.dai.topk_mask`; Dai samples Bernoulli masks instead), as
+    every mask of the evaluation does. NetE's inpainting keeps the known
+    pixels (Dai returns the network's output everywhere), as every operator
+    of the evaluation does.
+    """
+
+    path: Path
+    network: object
+    channels: int
+
+    @classmethod
+    def load(cls, path: Path, image_size: int) -> DaiModel:
+        from wgimask import inference
+
+        if path.stem == "nete" and image_size != 64:
+            raise EvaluationError(
+                f"{path}: NetE takes 64x64 images only (its fully connected "
+                f"bottleneck); use image_size=64, got {image_size}"
+            )
+        import keras
+
+        import wgimask.nn.dai  # noqa: F401 - registers the layers
+
+        try:
+            network = keras.saving.load_model(path)
+        except (OSError, ValueError) as error:
+            raise inference.ModelError(f"{path}: {error}") from None
+        image = network.input["image"] if isinstance(network.input, dict) else None
+        channels = int((image if image is not None else network.inputs[0]).shape[-1])
+        return cls(path, network, channels)
+
+    def mask(self, images, density: float):
+        """(N, H, W) bool: the round(D H W) largest values of NetM's map."""
+        import numpy as np
+
+        from wgimask.nn import dai
+
+        sampling_map = self.network({"image": images}, training=False)
+        return np.asarray(dai.topk_mask(sampling_map, density))[..., 0] > 0.5
+
+    def inpaint(self, images, masks):
+        """NetE's inpainting, the known pixels kept."""
+        import numpy as np
+
+        masks = np.asarray(masks, np.float32).reshape(*np.shape(images)[:3], 1)
+        out = self.network({"image": images, "mask": masks}, training=False)
+        return np.where(masks > 0.5, images, np.asarray(out))
 
 
 def _gpu_visible() -> bool:

@@ -17,7 +17,10 @@ A *method* is a mask method combined with an inpainting operator, written
   diffusion), ``ms`` (Mumford-Shah), ``bpfa`` (beta process factor analysis;
   the model-free ones: `wgimask.diffusion.operators`), ``wgain`` (the
   inpainting-only WGAN trained on random masks), ``mg`` (the generator trained
-  jointly with the mask GAN of density D).
+  jointly with the mask GAN of density D), ``nete`` (Dai et al.'s NetE of
+  density D, ``DIR/nete-<D>/export/nete.keras``, 64 px images only); the
+  mask ``netm`` is Dai et al.'s NetM of density D
+  (``DIR/netm-<D>/export/netm.keras``), its round(D N) largest values.
 
 ``mg`` alone means ``mg+mg``: the mask GAN's mask inpainted by its own
 generator. PS and NLPE optimise the mask for homogeneous diffusion whatever
@@ -224,6 +227,10 @@ class _Pipeline:
                     )
                 ]
             )
+        elif mask == "netm":
+            model = self.models.get("netm", density)
+            with self.models.device():
+                masks = model.mask(images, density)
         elif mask == "mg":
             # wgimask.inference: the same code as the wgimask command.
             model = self.models.get("mask_gan", density)
@@ -276,7 +283,9 @@ class _Pipeline:
         elif method.operator == "mg" and masks.inpainted is not None:
             results = masks.inpainted  # raw mask-GAN output, already inpainted
         else:
-            kind = "inpainter" if method.operator == "wgain" else "joint_inpainter"
+            kind = {"wgain": "inpainter", "nete": "nete"}.get(
+                method.operator, "joint_inpainter"
+            )
             with self.models.device():
                 results = self.models.get(kind, density).inpaint(images, masks.masks)
         results = np.asarray(results, np.float32).reshape(images.shape)
