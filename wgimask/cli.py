@@ -421,8 +421,9 @@ def _define_flags() -> None:
         "mask",
         "learned",
         list(MASK_METHODS),
-        "learned: the mask GAN's mask (the shipped models: densification "
-        "steered by the mask generator); random: uniformly random; "
+        "learned: the model's mask (the shipped models: the densification "
+        "mask, without running their mask generator, whose correction measured "
+        "no better); random: uniformly random; "
         "analytic: Laplacian-magnitude density, dithered (the model-free bar the "
         "learned masks must clear); electrostatic: that density halftoned "
         "electrostatically (better below 15 %, slower); densify: grown from a "
