@@ -75,6 +75,34 @@ def as_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return arr == 1
 
 
+def as_known_mask(
+    mask: np.ndarray, shape: tuple[int, int], operator: str
+) -> np.ndarray:
+    """`as_mask` for an inpainting operator, which needs a known pixel.
+
+    Args:
+        mask: (H, W) binary mask.
+        shape: the image's (H, W).
+        operator: the operator's name for the message, e.g. "EED inpainting".
+
+    Returns:
+        The (H, W) bool mask.
+
+    Raises:
+        ValueError: as `as_mask`, and for a mask without a known pixel.
+    """
+    known = as_mask(mask, shape)
+    if not known.any():
+        raise ValueError(f"mask is empty: {operator} needs at least one known pixel")
+    return known
+
+
+def result_dtype(image) -> type:
+    """The dtype an operator returns for an input image: float32 for float32
+    images, float64 otherwise."""
+    return np.float32 if np.asarray(image).dtype == np.float32 else np.float64
+
+
 def check_density(density: float) -> float:
     """Checks that a density lies in the open interval (0, 1).
 

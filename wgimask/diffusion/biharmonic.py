@@ -74,8 +74,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from wgimask.arrays import as_image, as_mask
-from wgimask.diffusion.inpainting import check_rtol, grid
+from wgimask.arrays import as_image, as_known_mask, result_dtype
+from wgimask.diffusion.inpainting import check_rtol, grid, nested_dissection
 from wgimask.diffusion.inpainting import inpaint as inpaint_homogeneous
 from wgimask.diffusion.ssor_pcg import relative_residual, ssor_cg
 
@@ -123,35 +123,7 @@ class BiharmonicInfo:
 @functools.lru_cache(maxsize=8)
 def _dissection_order(height: int, width: int) -> np.ndarray:
     """Nested-dissection order of an H x W grid with two-pixel separators."""
-    index = np.arange(height * width).reshape(height, width)
-    parts: list[np.ndarray] = []
-    # LIFO stack instead of recursion; a finished separator is an array.
-    stack: list = [(0, height, 0, width)]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, np.ndarray):
-            parts.append(item)
-            continue
-        r0, r1, c0, c1 = item
-        h, w = r1 - r0, c1 - c0
-        if h <= 0 or w <= 0:
-            continue
-        if max(h, w) <= _ND_LEAF or min(h, w) <= 1:
-            parts.append(index[r0:r1, c0:c1].ravel())
-            continue
-        if h >= w:
-            mid = (r0 + r1 - _ND_SEPARATOR) // 2
-            first, second = (r0, mid, c0, c1), (mid + _ND_SEPARATOR, r1, c0, c1)
-            sep = index[mid : mid + _ND_SEPARATOR, c0:c1].ravel()
-        else:
-            mid = (c0 + c1 - _ND_SEPARATOR) // 2
-            first, second = (r0, r1, c0, mid), (r0, r1, mid + _ND_SEPARATOR, c1)
-            sep = index[r0:r1, mid : mid + _ND_SEPARATOR].ravel()
-        # Pushed first, so the separator comes out after both halves.
-        stack.append(sep)
-        stack.append(second)
-        stack.append(first)
-    order = np.concatenate(parts).astype(np.int64)
+    order = nested_dissection(height, width, _ND_SEPARATOR, _ND_LEAF)
     order.setflags(write=False)
     return order
 
@@ -224,11 +196,7 @@ def inpaint_biharmonic(
     if not isinstance(return_info, (bool, np.bool_)):
         raise ValueError(f"return_info must be True or False, got {return_info!r}")
     h, w, c = f.shape
-    known2d = as_mask(mask, (h, w))
-    if not known2d.any():
-        raise ValueError(
-            "mask is empty: biharmonic inpainting needs at least one known pixel"
-        )
+    known2d = as_known_mask(mask, (h, w), "biharmonic inpainting")
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
     if solver == "auto":
@@ -267,6 +235,6 @@ def inpaint_biharmonic(
     u = u.reshape(h, w, c)
     if was_2d:
         u = u[:, :, 0]
-    out_dtype = np.float32 if np.asarray(image).dtype == np.float32 else np.float64
+    out_dtype = result_dtype(image)
     u = u.astype(out_dtype, copy=False)
     return (u, info) if return_info else u

@@ -106,7 +106,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wgimask.arrays import as_image, as_mask
+from wgimask.arrays import as_image, as_known_mask, result_dtype
 from wgimask.diffusion.inpainting import inpaint
 from wgimask.diffusion.jit import jit, jit_sum
 
@@ -429,12 +429,8 @@ def inpaint_bpfa(
 
     f, was_2d = as_image(image)
     h, w, c = f.shape
-    known = as_mask(mask, (h, w))
-    if not known.any():
-        raise ValueError(
-            "mask is empty: BPFA inpainting needs at least one known pixel"
-        )
-    out_dtype = np.float32 if np.asarray(image).dtype == np.float32 else np.float64
+    known = as_known_mask(mask, (h, w), "BPFA inpainting")
+    out_dtype = result_dtype(image)
 
     p = min(patch_size, h, w)
     q = p * p

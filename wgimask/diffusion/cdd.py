@@ -73,7 +73,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wgimask.arrays import as_image, as_mask
+from wgimask.arrays import as_image, as_known_mask, result_dtype
 from wgimask.diffusion.inpainting import inpaint
 from wgimask.diffusion.jit import jit_sum
 
@@ -340,9 +340,7 @@ def inpaint_cdd(
         raise ValueError(f"return_info must be True or False, got {return_info!r}")
     f, was_2d = as_image(image)
     h, w, c = f.shape
-    known = as_mask(mask, (h, w))
-    if not known.any():
-        raise ValueError("mask is empty: CDD inpainting needs at least one known pixel")
+    known = as_known_mask(mask, (h, w), "CDD inpainting")
     start = inpaint(f, known)
     info = CDDInfo(0, 0.0, True)
     if known.all():
@@ -361,6 +359,6 @@ def inpaint_cdd(
         info = CDDInfo(int(steps), float(change), bool(change < tol))
     if was_2d:
         u = u[:, :, 0]
-    out_dtype = np.float32 if np.asarray(image).dtype == np.float32 else np.float64
+    out_dtype = result_dtype(image)
     u = np.ascontiguousarray(u, dtype=out_dtype)
     return (u, info) if return_info else u

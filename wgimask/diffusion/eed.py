@@ -98,7 +98,7 @@ import scipy.ndimage as ndi
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from wgimask.arrays import as_image, as_mask
+from wgimask.arrays import as_image, as_known_mask, result_dtype
 from wgimask.diffusion.inpainting import factorize, grid
 from wgimask.diffusion.inpainting import inpaint as inpaint_homogeneous
 from wgimask.diffusion.ssor_pcg import SSOR_OMEGA, relative_residual, ssor_cg
@@ -506,9 +506,7 @@ def inpaint_eed(
         raise ValueError(f"return_info must be True or False, got {return_info!r}")
     f, was_2d = as_image(image)
     h, w, c = f.shape
-    known2d = as_mask(mask, (h, w))
-    if not known2d.any():
-        raise ValueError("mask is empty: EED inpainting needs at least one known pixel")
+    known2d = as_known_mask(mask, (h, w), "EED inpainting")
     if init is None:
         u = f.copy() if known2d.all() else inpaint_homogeneous(f, known2d)
     else:
@@ -534,6 +532,6 @@ def inpaint_eed(
         )  # fmt: skip
     if was_2d:
         u = u[:, :, 0]
-    out_dtype = np.float32 if np.asarray(image).dtype == np.float32 else np.float64
+    out_dtype = result_dtype(image)
     u = u.astype(out_dtype, copy=False)
     return (u, info) if return_info else u

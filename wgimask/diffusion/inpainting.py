@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from wgimask.arrays import as_image, as_mask
+from wgimask.arrays import as_image, as_known_mask, result_dtype
 
 __all__ = ["inpaint", "CG_RTOL", "AUTO_DIRECT_PIXELS", "SOLVERS"]
 
@@ -92,18 +92,26 @@ class Grid:
         return self.height * self.width
 
 
-def _nested_dissection(height: int, width: int) -> np.ndarray:
+def nested_dissection(
+    height: int, width: int, separator: int = 1, leaf: int = _ND_LEAF
+) -> np.ndarray:
     """Geometric nested-dissection ordering of an H x W pixel grid.
 
-    Each block is split by its middle row or column (across the longer side);
-    the two halves are ordered first and the separating line last, so that
-    eliminating the halves creates no fill between them.
+    Each block is split across its longer side by ``separator`` middle rows
+    or columns; the two halves are ordered first and the separator last, so
+    that eliminating the halves creates no fill between them. A 5-point
+    stencil needs one-line separators; the 13-point bi-Laplacian
+    (`wgimask.diffusion.biharmonic`) two. Blocks at most ``leaf`` pixels on
+    a side, or one pixel thin, are not split.
     """
     index = np.arange(height * width).reshape(height, width)
     parts: list[np.ndarray] = []
     # Explicit LIFO stack instead of recursion. An entry is either a block
     # (r0, r1, c0, c1) still to order or a finished separator (an array).
     stack: list = [(0, height, 0, width)]
+    # The first separator line: the middle one for one line, the upper
+    # middle for more (as each solver's ordering was measured).
+    offset = separator - (separator == 1)
     while stack:
         item = stack.pop()
         if isinstance(item, np.ndarray):
@@ -113,17 +121,17 @@ def _nested_dissection(height: int, width: int) -> np.ndarray:
         h, w = r1 - r0, c1 - c0
         if h <= 0 or w <= 0:
             continue
-        if max(h, w) <= _ND_LEAF or min(h, w) <= 1:
+        if max(h, w) <= leaf or min(h, w) <= 1:
             parts.append(index[r0:r1, c0:c1].ravel())
             continue
         if h >= w:
-            mid = (r0 + r1) // 2
-            first, second = (r0, mid, c0, c1), (mid + 1, r1, c0, c1)
-            sep = index[mid, c0:c1]
+            mid = (r0 + r1 - offset) // 2
+            first, second = (r0, mid, c0, c1), (mid + separator, r1, c0, c1)
+            sep = index[mid : mid + separator, c0:c1].ravel()
         else:
-            mid = (c0 + c1) // 2
-            first, second = (r0, r1, c0, mid), (r0, r1, mid + 1, c1)
-            sep = index[r0:r1, mid]
+            mid = (c0 + c1 - offset) // 2
+            first, second = (r0, r1, c0, mid), (r0, r1, mid + separator, c1)
+            sep = index[r0:r1, mid : mid + separator].ravel()
         # Pushed first, so the separator comes out after both halves.
         stack.append(sep)
         stack.append(second)
@@ -154,7 +162,7 @@ def grid(height: int, width: int) -> Grid:
     cols = np.concatenate([dst, src, np.arange(n)])
     data = np.concatenate([-np.ones(2 * src.size), degree])
     lap = sp.csr_matrix((data, (rows, cols)), shape=(n, n))
-    order = _nested_dissection(height, width)
+    order = nested_dissection(height, width)
     for arr in (src, dst, degree, order):
         arr.setflags(write=False)
     return Grid(height, width, src, dst, degree, order, lap)
@@ -393,11 +401,7 @@ def inpaint(
     rtol = check_rtol(rtol)
     f, was_2d = as_image(image)
     h, w, c = f.shape
-    known = as_mask(mask, (h, w)).ravel()
-    if not known.any():
-        raise ValueError(
-            "mask is empty: homogeneous diffusion needs at least one known pixel"
-        )
+    known = as_known_mask(mask, (h, w), "homogeneous diffusion").ravel()
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
     if solver == "auto":
@@ -420,5 +424,5 @@ def inpaint(
     u = u.reshape(h, w, c)
     if was_2d:
         u = u[:, :, 0]
-    out_dtype = np.float32 if np.asarray(image).dtype == np.float32 else np.float64
+    out_dtype = result_dtype(image)
     return u.astype(out_dtype, copy=False)

@@ -72,7 +72,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from wgimask.arrays import as_image, as_mask
+from wgimask.arrays import as_image, as_known_mask, result_dtype
 from wgimask.diffusion.cdd import check_count, check_number
 from wgimask.diffusion.inpainting import (
     Grid,
@@ -394,9 +394,7 @@ def inpaint_ms(
         raise ValueError(f"return_info must be True or False, got {return_info!r}")
     f, was_2d = as_image(image)
     h, w, c = f.shape
-    known = as_mask(mask, (h, w)).ravel()
-    if not known.any():
-        raise ValueError("mask is empty: MS inpainting needs at least one known pixel")
+    known = as_known_mask(mask, (h, w), "MS inpainting").ravel()
     if solver == "auto":
         solver = "cg"
     direct = solver == "direct"
@@ -435,6 +433,6 @@ def inpaint_ms(
     u = u.reshape(h, w, c)
     if was_2d:
         u = u[:, :, 0]
-    out_dtype = np.float32 if np.asarray(image).dtype == np.float32 else np.float64
+    out_dtype = result_dtype(image)
     u = np.ascontiguousarray(u, dtype=out_dtype)
     return (u, info) if return_info else u
