@@ -29,6 +29,7 @@ import time
 from absl import flags
 
 from wgimask import _entry
+from wgimask.diffusion import operators
 
 # The command's own flags, apart from absl's global ones: its --help lists
 # only these, and tests can run it in-process next to other scripts' flags.
@@ -51,7 +52,7 @@ MASK_METHODS = {
 #: --inpainting names: the model's generator, homogeneous diffusion, and the
 #: other model-free operators of `wgimask.diffusion.operators` (output kind =
 #: their name).
-OTHER_OPERATORS = ("eed", "bih", "cdd", "ms", "bpfa")
+OTHER_OPERATORS = tuple(op for op in operators.OPERATORS if op != "hd")
 INPAINTINGS = ("learned", "diffusion", *OTHER_OPERATORS)
 
 

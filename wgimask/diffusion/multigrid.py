@@ -269,15 +269,9 @@ def _uncolour_plane(a):
     return out
 
 
-def _unknown_plane(known):
-    """The padded (H+2, W+2) float32 plane of `_unknown`."""
-    h, w = known.shape
-    un = np.zeros((h + 2, w + 2), dtype=np.float32)
-    _unknown(known, un)
-    return un
-
-
 def _fine_level(known, values):
+    """The fine stencil planes, the right-hand side and the padded plane of
+    unknown pixels (`_unknown`), which a warm start's residual needs too."""
     # Large arrays are allocated by numpy, not inside the compiled code:
     # numpy asks the kernel for transparent huge pages, and first touching
     # numba's allocations cost about four times as much (page faults).
@@ -289,7 +283,7 @@ def _fine_level(known, values):
     _fine_stencil(un, d, wx, wy)
     b = np.zeros((2, c, h + 2, n))
     _fine_rhs(un, values, b)
-    return d, wx, wy, b
+    return d, wx, wy, b, un
 
 
 @jit
@@ -447,7 +441,17 @@ def solve_grid_multigrid(
     values = np.ascontiguousarray(values, dtype=np.float64)
     if known.all():
         return values.copy(), 0
-    d, wx, wy, b = _fine_level(known, values)
+    d, wx, wy, b, un = _fine_level(known, values)
+    reference = dot(b, b)
+    if x0 is not None:
+        x0 = np.ascontiguousarray(x0, dtype=np.float64)
+        if x0.shape != values.shape:
+            raise ValueError(
+                f"x0 must have the image's shape {values.shape}, got {x0.shape}"
+            )
+        # Solve A e = b - A x0 for the correction e; u = x0 + e.
+        _fine_residual(un, known, values, x0, b)
+    del un  # the levels below do not need it (48 MB at 12 megapixels)
     ds, wxs, wys = [d], [wx], [wy]
     active = int(np.count_nonzero(d))
     width = w
@@ -477,15 +481,6 @@ def solve_grid_multigrid(
     def levels(arrays, unused):
         return tuple(arrays) + (unused,) * pad
 
-    reference = dot(b, b)
-    if x0 is not None:
-        x0 = np.ascontiguousarray(x0, dtype=np.float64)
-        if x0.shape != values.shape:
-            raise ValueError(
-                f"x0 must have the image's shape {values.shape}, got {x0.shape}"
-            )
-        # Solve A e = b - A x0 for the correction e; u = x0 + e.
-        _fine_residual(_unknown_plane(known), known, values, x0, b)
     x = np.zeros(b.shape)
     iterations = pcg(
         len(ds), levels(ds, plane), levels(dinvs, plane), levels(wxs, plane),

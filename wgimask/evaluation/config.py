@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wgimask.diffusion import operators
 from wgimask.masks.exact_density import point_count
 
 # New mask methods go at the end: the index seeds the masks (method_seed).
@@ -35,7 +36,7 @@ MASK_METHODS = (
     "netm",
 )
 #: Model-free operators (`wgimask.diffusion.operators`) and the learned ones.
-MODEL_FREE_OPERATORS = ("hd", "eed", "bih", "cdd", "ms", "bpfa")
+MODEL_FREE_OPERATORS = tuple(operators.OPERATORS)
 OPERATORS = (*MODEL_FREE_OPERATORS, "wgain", "mg", "nete")
 #: An NLPE mask method with its own cycle count: ``analytic+nlpe12`` runs 12
 #: cycles (``--nlpe_cycles`` for the others), so methods with different
