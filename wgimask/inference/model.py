@@ -340,13 +340,10 @@ class Model:
             if not self.pipeline.correction:
                 # mask_correction="off": r = 0, the plain densification mask;
                 # m does not run.
+                from wgimask.masks.densification import densification_mask
+
                 return np.stack(
-                    [
-                        densified_mask(
-                            i, np.zeros(i.shape[:2]), density, progress=progress
-                        )
-                        for i in images
-                    ]
+                    [densification_mask(i, density, progress=progress) for i in images]
                 )
             return np.stack(
                 [

@@ -195,6 +195,30 @@ def densification_mask(
     if start_count >= target:
         return _start_mask(f, d, seed, weights)
     known = _start_mask(f, start_count / n, seed, weights).ravel().copy()
+    return grow_mask(
+        f,
+        known,
+        target,
+        growth=growth,
+        radius=radius,
+        weights=weights,
+        progress=progress,
+    )
+
+
+def grow_mask(f, known, target, *, growth, radius, weights=None, progress=None):
+    """Densification steps: adds points to ``known`` until it has ``target``.
+
+    Args:
+        f: (H, W, C) float64 image.
+        known: flat (H W,) bool start mask, changed in place.
+        target: number of points to reach.
+        growth, radius, weights, progress: as for `densification_mask`.
+
+    Returns:
+        The (H, W) mask.
+    """
+    h, w, _ = f.shape
     count = int(known.sum())
     steps = _step_count(count, target, growth)
     u = None
