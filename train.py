@@ -198,6 +198,11 @@ flags.DEFINE_boolean(
     "Start over in a --model_dir that holds another run (deletes its "
     "checkpoints, logs and export).",
 )
+flags.DEFINE_float(
+    "peer_timeout",
+    cluster.DEFAULT_PEER_TIMEOUT,
+    "Seconds a worker of a TF_CONFIG cluster waits for the others to start.",
+)
 
 
 def config_from_flags() -> TrainingConfig:
@@ -349,7 +354,11 @@ def main(argv):
             message = f"data_dir: {message}"
         sys.exit(f"train.py: --{message}")
     try:
-        trainer = loop.train(config, images=images, overwrite=FLAGS.overwrite)
+        # Refused before the workers wait for each other (a worker refused
+        # later would leave its peers waiting).
+        cluster.check_global_batch(config.batch_size)
+        strategy = cluster.default_strategy(peer_timeout=FLAGS.peer_timeout)
+        trainer = loop.train(config, strategy, images=images, overwrite=FLAGS.overwrite)
     except (
         run_folder.RunFolderError,
         loop.NonFiniteError,
@@ -358,6 +367,13 @@ def main(argv):
     ) as error:
         print(flush=True)  # end the progress bar's line
         sys.exit(f"train.py: {error}")
+    except tf.errors.UnavailableError as error:
+        # A worker of the cluster is gone; anything else keeps its traceback.
+        message = cluster.lost_peer(error)
+        if message is None:
+            raise
+        print(flush=True)
+        sys.exit(f"train.py: {message}")
     except (OSError, tf.errors.OpError) as error:
         # The run folder cannot be written (read-only, full disk, ...): one
         # line; anything else is a bug and keeps its traceback.
@@ -366,7 +382,7 @@ def main(argv):
             raise
         print(flush=True)
         sys.exit(f"train.py: --model_dir {config.model_dir}: {problem}")
-    except loop.TrainingInterruptedError as error:
+    except (loop.TrainingInterruptedError, cluster.WaitInterruptedError) as error:
         print(flush=True)
         print(f"train.py: {error}", file=sys.stderr)
         sys.exit(128 + error.signum)  # as a shell reports a signal's death

@@ -11,6 +11,7 @@ import pathlib
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 
 import keras
@@ -85,6 +86,7 @@ def start_workers(argv, log_dir, tag):
                 env=environment(index, ports),
             )
         )
+        processes[-1].ports = ports  # the cluster's, for messages that name them
     return processes
 
 
@@ -124,13 +126,45 @@ def logged_losses(model_dir):
     return values
 
 
+# train.py whose chief sleeps `delay` seconds before it exports.
+SLOW_EXPORT = textwrap.dedent(
+    """
+    import runpy, sys, time
+    from wgimask.train import loop
+    real = loop.export_models
+    def slow(*args, **kwargs):
+        time.sleep({delay})
+        print(f"export starts at {{time.time()}}", flush=True)
+        return real(*args, **kwargs)
+    loop.export_models = slow
+    sys.argv = [{script!r}, *sys.argv[1:]]
+    runpy.run_path({script!r}, run_name="__main__")
+    """
+)
+
+
+def end_times(processes) -> list[float]:
+    """When each process ended (time.time()), polled every 0.1 s."""
+    ended = [None] * len(processes)
+    deadline = time.time() + TIMEOUT
+    while None in ended and time.time() < deadline:
+        for i, process in enumerate(processes):
+            if ended[i] is None and process.poll() is not None:
+                ended[i] = time.time()
+        time.sleep(0.1)
+    return ended
+
+
 def test_two_workers_equal_one_process_with_the_same_global_batch(tmp_path):
     write_images(tmp_path / "photos", count=4, size=(24, 32))
     steps = ["--epochs=1", "--steps_per_epoch=3", "--checkpoint_every=2"]
     started = time.perf_counter()
-    workers = start_workers(
-        command(tmp_path / "photos", tmp_path / "two", *steps), tmp_path, "two"
-    )
+    # The chief exports 3 s late: no worker may leave before it has exported
+    # (a worker that left at its last step made a 20 s export end in "The
+    # tasks have crashed" from the chief's coordination service).
+    script = SLOW_EXPORT.format(delay=3, script=str(ROOT / "train.py"))
+    argv = command(tmp_path / "photos", tmp_path / "two", *steps)
+    workers = start_workers([sys.executable, "-c", script, *argv[2:]], tmp_path, "two")
     single = subprocess.run(
         command(tmp_path / "photos", tmp_path / "one", *steps),
         capture_output=True,
@@ -138,8 +172,13 @@ def test_two_workers_equal_one_process_with_the_same_global_batch(tmp_path):
         env=environment(),
         timeout=TIMEOUT,
     )
+    ended = end_times(workers)
     wait_all(workers, tmp_path, "two")
     print(f"two workers and one process: {time.perf_counter() - started:.1f} s")
+    chief_log = read_log(tmp_path, "two", 0)
+    export_started = float(chief_log.split("export starts at ")[1].split()[0])
+    assert ended[1] > export_started  # worker 1 waited for the chief's export
+    assert "have crashed" not in chief_log + read_log(tmp_path, "two", 1)
     assert single.returncode == 0, single.stderr[-3000:]
     chief_log = read_log(tmp_path, "two", 0)
     assert "2 worker(s), 2 replica(s) in sync" in chief_log

@@ -5,21 +5,40 @@
 (which writes the run folder), and non-chief workers write into temporary
 folders with `WORKER_TEMP_PREFIX` that `remove_dead_worker_folders` clears
 after killed workers.
+
+A cluster waits for its workers inside TensorFlow's C++ code, where Python
+sees no signal and no timer runs: `default_strategy` therefore lets the
+workers meet first (`rendezvous`), and gives up after ``peer_timeout``
+seconds with one line that names the tasks that never came; `watch_peers`
+ends a worker whose peer's process is gone during training instead of
+leaving it in a collective that never completes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
+import re
 import shutil
+import signal
 import socket
+import sys
 import tempfile
+import threading
+import time
 
 import tensorflow as tf
 
 # Temporary folder of a non-chief worker: prefix, process id, random part.
 WORKER_TEMP_PREFIX = "wgimask-worker-"
+#: Seconds a worker waits for the others to start (``--peer_timeout``).
+DEFAULT_PEER_TIMEOUT = 300.0
+# Seconds between two looks at the peers' addresses.
+_PROBE_INTERVAL = 1.0
+# Failed looks in a row after which a peer that was there counts as gone.
+_PROBE_MISSES = 3
 
 
 def remove_dead_worker_folders() -> None:
@@ -56,6 +75,21 @@ def cluster_role(strategy: tf.distribute.Strategy) -> tuple[int, bool, str]:
 
 class ClusterConfigError(ValueError):
     """A ``TF_CONFIG`` that names no usable cluster role (one-line message)."""
+
+
+class WaitInterruptedError(Exception):
+    """SIGINT or SIGTERM arrived while this worker waited for the others.
+
+    Attributes:
+        signum: The signal.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} while waiting for the "
+            "other workers (nothing was trained or written)"
+        )
 
 
 def read_tf_config() -> dict:
@@ -144,22 +178,201 @@ def check_own_port(tf_config: dict) -> None:
             ) from None
 
 
-def default_strategy() -> tf.distribute.Strategy:
+def peer_addresses(tf_config: dict) -> list[tuple[str, str]]:
+    """(name, "host:port") of every task of the cluster but this one."""
+    task = tf_config["task"]
+    return [
+        (f"{kind} {index}", address)
+        for kind, addresses in tf_config["cluster"].items()
+        for index, address in enumerate(addresses)
+        if (kind, index) != (task["type"], task["index"])
+    ]
+
+
+def reachable(address: str, timeout: float = 1.0) -> bool:
+    """Whether a TCP connection to "host:port" opens (the task's server is up)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _end(message: str, status: int) -> None:
+    """One line on stderr, then the process ends at once.
+
+    ``os._exit``: the main thread may be inside TensorFlow's C++ waits,
+    which neither ``sys.exit`` nor interpreter shutdown can end.
+    """
+    sys.stdout.flush()
+    print(f"train.py: {message}", file=sys.stderr, flush=True)
+    os._exit(status)
+
+
+def _missing(peers) -> str:
+    return ", ".join(f"{name} ({address})" for name, address in peers)
+
+
+def rendezvous(tf_config: dict, timeout: float, interval: float = 0.5) -> None:
+    """Waits until every other task of the cluster answers on its address.
+
+    TensorFlow's own wait for the workers runs inside a C++ call that holds
+    the interpreter: no signal handler and no timer runs while it waits, and
+    it waits an hour. So the workers meet here first, in Python: each
+    listens on its own port (which TensorFlow's server takes over right
+    after) and connects to the others' until all answer.
+
+    Raises:
+        ClusterConfigError: If this task's port is taken (`check_own_port`),
+            or, after ``timeout`` seconds, naming the tasks that never
+            answered.
+        WaitInterruptedError: At SIGINT or SIGTERM while waiting (when called
+            from the main thread, where signal handlers live).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        _meet(tf_config, timeout, interval)
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {each: signal.getsignal(each) for each in signals}
+
+    def interrupted(signum, frame):
+        raise WaitInterruptedError(signum)
+
+    for each in signals:
+        signal.signal(each, interrupted)
+    try:
+        _meet(tf_config, timeout, interval)
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
+
+
+def _meet(tf_config: dict, timeout: float, interval: float) -> None:
+    """`rendezvous` without the signal handlers."""
+    task = tf_config["task"]
+    own = tf_config["cluster"][task["type"]][task["index"]]
+    check_own_port(tf_config)
+    peers = peer_addresses(tf_config)
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("", int(own.rpartition(":")[2])))
+        listener.listen(16)
+        listener.setblocking(False)
+        deadline = time.monotonic() + timeout
+        absent = list(peers)
+        while True:
+            # Answer the others' looks (accept and close at once).
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                while True:
+                    listener.accept()[0].close()
+            absent = [(n, a) for n, a in absent if not reachable(a, timeout=interval)]
+            if not absent:
+                break
+            if time.monotonic() > deadline:
+                raise ClusterConfigError(
+                    f"{_missing(absent)} did not start within {timeout:g} s "
+                    "(--peer_timeout); start every task TF_CONFIG names"
+                )
+            time.sleep(interval)
+        # A peer that finished waiting for us first may still look once
+        # more before its own server starts: answer for a moment longer.
+        until = time.monotonic() + 2 * interval
+        while time.monotonic() < until:
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                while True:
+                    listener.accept()[0].close()
+            time.sleep(0.05)
+
+
+def lost_peer(error: Exception) -> str | None:
+    """The one-line message for a collective that lost a worker, or None.
+
+    A worker's process that ends in the middle of a step makes the others'
+    collectives fail with `tf.errors.UnavailableError` ("Connection reset
+    by peer"), naming the task.
+    """
+    if not isinstance(error, tf.errors.UnavailableError):
+        return None
+    tf_config = read_tf_config()
+    if not tf_config.get("cluster"):
+        return None
+    found = re.search(r"/job:(\w+)/replica:\d+/task:(\d+)", str(error))
+    peers = dict(peer_addresses(tf_config))
+    name = f"{found[1]} {found[2]}" if found else None
+    who = f"{name} ({peers[name]})" if name in peers else "another worker"
+    return (
+        f"{who} is gone (its process ended or its machine is unreachable); "
+        "rerun every worker to resume from the last checkpoint"
+    )
+
+
+@contextlib.contextmanager
+def watch_peers(strategy: tf.distribute.Strategy):
+    """Ends this worker with one line when another worker's process is gone.
+
+    A worker whose peer died waits in the next collective for ever (or until
+    TensorFlow's heartbeat gives up, minutes later, with a traceback); a
+    thread looks at the peers' addresses every second and ends the process
+    after `_PROBE_MISSES` failed looks in a row. A single process, or a
+    strategy without a cluster, watches nothing.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    tf_config = read_tf_config()
+    if resolver is None or not tf_config.get("cluster"):
+        yield
+        return
+    peers = peer_addresses(tf_config)
+    done = threading.Event()
+
+    def look():
+        misses = dict.fromkeys(peers, 0)
+        while not done.wait(_PROBE_INTERVAL):
+            for peer in peers:
+                misses[peer] = 0 if reachable(peer[1]) else misses[peer] + 1
+            gone = [peer for peer, count in misses.items() if count >= _PROBE_MISSES]
+            if gone and not done.is_set():
+                _end(
+                    f"{_missing(gone)} is gone (its process ended or its "
+                    "machine is unreachable); rerun every worker to resume from "
+                    "the last checkpoint",
+                    1,
+                )
+
+    thread = threading.Thread(target=look, name="peer-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def default_strategy(
+    peer_timeout: float = DEFAULT_PEER_TIMEOUT,
+) -> tf.distribute.Strategy:
     """The strategy for this machine.
 
     `MultiWorkerMirroredStrategy` when ``TF_CONFIG`` names several workers,
     `MirroredStrategy` over all visible GPUs when there are any, else the
     default (single-device) strategy.
 
+    Args:
+        peer_timeout: Seconds a worker waits for the others to start
+            (`rendezvous`).
+
     Returns:
         A `tf.distribute.Strategy`.
 
     Raises:
-        ClusterConfigError: For a bad ``TF_CONFIG`` (`read_tf_config`).
+        ClusterConfigError: For a bad ``TF_CONFIG`` (`read_tf_config`), a
+            ``peer_timeout`` that is not > 0, or tasks that did not start
+            within it.
     """
+    if not peer_timeout > 0:
+        raise ClusterConfigError(f"--peer_timeout must be > 0, got {peer_timeout!r}")
     tf_config = read_tf_config()
     if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
-        check_own_port(tf_config)
+        rendezvous(tf_config, peer_timeout)
         return tf.distribute.MultiWorkerMirroredStrategy()
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()

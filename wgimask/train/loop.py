@@ -21,13 +21,14 @@ import threading
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from wgimask import run_folder
 from wgimask.config import TrainingConfig
 from wgimask.serve.export import export_models
-from wgimask.train import checkpoints, data, warm_start
+from wgimask.train import checkpoints, cluster, data, warm_start
 from wgimask.train.trainer import GRAD_NORM, Trainer, write_json
 
 # Number of validation images written to TensorBoard at each epoch end.
@@ -55,15 +56,16 @@ class TrainingInterruptedError(Exception):
         signum: The signal.
     """
 
-    def __init__(self, step: int, signum: int, saved: bool):
+    def __init__(self, step: int, signum: int, saved: bool, here: bool = True):
         name = signal.Signals(signum).name
         kept = (
             f"checkpoint of step {step} written"
             if saved
             else "the last checkpoint is kept"
         )
+        cause = f"by {name}" if here else f"with another worker ({name} there)"
         super().__init__(
-            f"stopped by {name} after step {step} ({kept}); rerun the same "
+            f"stopped {cause} after step {step} ({kept}); rerun the same "
             "command to resume"
         )
         self.step, self.signum = step, signum
@@ -309,7 +311,11 @@ def train(
     with contextlib.ExitStack() as stack:
         stack.callback(trainer.close)
         _open_run(trainer, overwrite, stack)
-        _train_loop(trainer, train_images, val_images, train_names)
+        agree = None
+        if trainer.workers > 1:
+            stack.enter_context(cluster.watch_peers(trainer.strategy))
+            agree = _agreement(trainer.strategy)
+        _train_loop(trainer, train_images, val_images, train_names, agree)
         if export and trainer.is_chief:
             # Export the best weights when validation chose some (the paper).
             trainer.restore_best()
@@ -319,10 +325,15 @@ def train(
                 for name, net in nets.items():
                     if net is not None:
                         setattr(trainer, name, net)
+        if agree is not None:
+            # No worker ends before the chief has exported: TensorFlow's
+            # coordination service reports a task that leaves early as
+            # crashed.
+            agree(0)
     return trainer
 
 
-def _train_loop(trainer: Trainer, train_images, val_images, train_names) -> None:
+def _train_loop(trainer: Trainer, train_images, val_images, train_names, agree) -> None:
     config, model_dir = trainer.config, trainer.model_dir
     resumed = trainer.restore()
     if not resumed and config.init_from:
@@ -401,10 +412,12 @@ def _train_loop(trainer: Trainer, train_images, val_images, train_names) -> None
         best = _validate_epoch(trainer, validation, writer, start, best, timing)
 
     with _stop_requests() as stop:
-        _steps(trainer, iterator, validation, writer, start, best, timing, stop)
+        _steps(trainer, iterator, validation, writer, start, best, timing, stop, agree)
 
 
-def _steps(trainer, iterator, validation, writer, start, best, timing, stop) -> None:
+def _steps(
+    trainer, iterator, validation, writer, start, best, timing, stop, agree
+) -> None:
     """The epochs from step `start`: steps, checkpoints, validations."""
     config = trainer.config
     step = start
@@ -422,15 +435,19 @@ def _steps(trainer, iterator, validation, writer, start, best, timing, stop) -> 
             _check_finite(values, step, trainer)
             if step % config.checkpoint_every == 0:
                 trainer.manager.save(checkpoint_number=step)
-            if stop:
-                # A complete, finite step: keep it (one process only; the
-                # workers of a cluster save together, which a signal to one
-                # of them cannot arrange).
-                saved = trainer.workers == 1 and trainer.is_chief
-                if saved and step % config.checkpoint_every:
+            signum = stop[0] if stop else 0
+            if trainer.workers > 1:
+                # The workers of a cluster stop together, after the same
+                # step: one that stopped alone would leave the others in the
+                # next step's collectives.
+                signum = agree(signum)
+            if signum:
+                # A complete, finite step: keep it (the workers of a cluster
+                # save together).
+                if step % config.checkpoint_every:
                     trainer.manager.save(checkpoint_number=step)
                 writer.flush()
-                raise TrainingInterruptedError(step, stop[0], saved)
+                raise TrainingInterruptedError(step, signum, True, here=bool(stop))
             bar.update(
                 step - epoch * config.steps_per_epoch,
                 [(k, float(t.result())) for k, t in trainer.trackers.items()],
@@ -449,6 +466,31 @@ def _steps(trainer, iterator, validation, writer, start, best, timing, stop) -> 
         if validation is not None:
             best = _validate_epoch(trainer, validation, writer, step, best, timing)
         writer.flush()
+
+
+def _agreement(strategy):
+    """A function of this worker's signal (0: none) that all workers call.
+
+    It returns a signal that a worker holds (0 when none does), so all of
+    them stop after the same step when one was signalled: one all-reduce per
+    step of a vector with a slot per signal number (`tf.distribute` reduces
+    by sum or mean only, not by maximum).
+    """
+
+    slots = int(signal.NSIG)
+
+    @tf.function
+    def signals(held):
+        values = strategy.run(lambda value: value, args=(held,))
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, values, axis=None)
+
+    def agree(signum: int) -> int:
+        held = np.zeros(slots, np.float32)
+        held[signum] = 1.0 if signum else 0.0
+        signalled = np.flatnonzero(signals(tf.constant(held)).numpy() > 0)
+        return int(signalled[-1]) if signalled.size else 0
+
+    return agree
 
 
 def export_run(model_dir: str | os.PathLike) -> pathlib.Path:

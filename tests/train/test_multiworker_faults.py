@@ -1,0 +1,109 @@
+"""Faults of a two-worker cluster: a missing peer and signals.
+
+The workers, ports and logs are those of test_multiworker.py (real train.py
+processes with a two-worker TF_CONFIG on 127.0.0.1); a file of its own so
+that test workers can run it beside the others.
+"""
+
+import signal
+import subprocess
+import time
+
+import pytest
+import tensorflow as tf
+from helpers import write_images
+from test_multiworker import (
+    TIMEOUT,
+    command,
+    environment,
+    free_ports,
+    read_log,
+    start_workers,
+)
+
+from wgimask.train import cluster
+
+pytestmark = pytest.mark.slow
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def lone_worker(tmp_path, *extra):
+    """Worker 0 of two, whose peer never starts; (process, peer port)."""
+    write_images(tmp_path / "photos", count=4, size=(24, 32))
+    ports = free_ports(2)
+    argv = command(tmp_path / "photos", tmp_path / "run", *extra)
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(0, ports),
+    )
+    return process, ports
+
+
+def test_a_worker_whose_peer_never_comes_stops_in_one_line(tmp_path):
+    process, ports = lone_worker(tmp_path, "--peer_timeout=2")
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 1, stderr[-2000:]
+    assert last_line(stderr) == (
+        f"train.py: worker 1 (127.0.0.1:{ports[1]}) did not start within 2 s "
+        "(--peer_timeout); start every task TF_CONFIG names"
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_signal_while_waiting_for_the_peers_is_one_line(tmp_path):
+    process, ports = lone_worker(tmp_path)
+    deadline = time.time() + TIMEOUT
+    # Its own address answers once it waits for the peer.
+    while not cluster.reachable(f"127.0.0.1:{ports[0]}") and time.time() < deadline:
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert last_line(stderr) == (
+        "train.py: stopped by SIGTERM while waiting for the other workers "
+        "(nothing was trained or written)"
+    )
+
+
+def test_sigterm_to_the_chief_stops_every_worker_after_a_common_checkpoint(
+    tmp_path,
+):
+    write_images(tmp_path / "photos", count=4, size=(24, 32))
+    argv = command(
+        tmp_path / "photos",
+        tmp_path / "run",
+        "--mode=inpaint",
+        "--epochs=1",
+        "--steps_per_epoch=400",
+        "--checkpoint_every=5",
+    )
+    workers = start_workers(argv, tmp_path, "term")
+    index = tmp_path / "run" / "checkpoints" / "checkpoint"
+    deadline = time.time() + TIMEOUT
+    while not index.exists() and time.time() < deadline:
+        assert all(p.poll() is None for p in workers), read_log(tmp_path, "term", 0)
+        time.sleep(0.2)
+    workers[0].send_signal(signal.SIGTERM)
+    for process in workers:
+        process.wait(timeout=60)
+    saved = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    step = int(saved.rsplit("-", 1)[1])
+    assert 5 <= step < 400
+    chief, other = (read_log(tmp_path, "term", i) for i in range(2))
+    assert [p.returncode for p in workers] == [143, 143], chief[-2000:]
+    assert last_line(chief) == (
+        f"train.py: stopped by SIGTERM after step {step} (checkpoint of step "
+        f"{step} written); rerun the same command to resume"
+    )
+    assert last_line(other) == (
+        f"train.py: stopped with another worker (SIGTERM there) after step "
+        f"{step} (checkpoint of step {step} written); rerun the same command "
+        "to resume"
+    )
