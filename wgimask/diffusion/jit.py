@@ -22,7 +22,9 @@ def jit(fn):
     # rounding, far below the solver's tolerance).
     if not NUMBA:
         return fn
-    return numba.njit(cache=True, fastmath={"contract"}, boundscheck=False)(fn)
+    return numba.njit(
+        cache=True, nogil=True, fastmath={"contract"}, boundscheck=False
+    )(fn)
 
 
 def jit_sum(fn):
@@ -31,6 +33,6 @@ def jit_sum(fn):
     # order of the additions changes, by roundings only).
     if not NUMBA:
         return fn
-    return numba.njit(cache=True, fastmath={"contract", "reassoc"}, boundscheck=False)(
-        fn
-    )
+    return numba.njit(
+        cache=True, nogil=True, fastmath={"contract", "reassoc"}, boundscheck=False
+    )(fn)

@@ -57,6 +57,9 @@ False and ``inpaint`` falls back to the scipy multigrid of
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from wgimask.diffusion.jit import NUMBA, jit, jit_sum
@@ -269,23 +272,6 @@ def _uncolour_plane(a):
     return out
 
 
-def _fine_level(known, values):
-    """The fine stencil planes, the right-hand side and the padded plane of
-    unknown pixels (`_unknown`), which a warm start's residual needs too."""
-    # Large arrays are allocated by numpy, not inside the compiled code:
-    # numpy asks the kernel for transparent huge pages, and first touching
-    # numba's allocations cost about four times as much (page faults).
-    h, w, c = values.shape
-    n = (w + 3) // 2 + 1
-    un = np.zeros((h + 2, w + 2), dtype=np.float32)
-    _unknown(known, un)
-    d, wx, wy = (np.zeros((2, h + 2, n), dtype=np.float32) for _ in range(3))
-    _fine_stencil(un, d, wx, wy)
-    b = np.zeros((2, c, h + 2, n))
-    _fine_rhs(un, values, b)
-    return d, wx, wy, b, un
-
-
 @jit
 def _colour_plane(a):
     """(H, Wp) normal layout -> (2, H, Wp / 2) colour layout.
@@ -420,38 +406,67 @@ def solve_grid_multigrid(
     if int(sweeps) < 1:
         raise ValueError(f"sweeps must be at least 1, got {sweeps!r}")
     known = np.ascontiguousarray(known, dtype=np.bool_)
-    h, w, c = np.shape(values)
-    if c > 1 and h * w > CHANNEL_SPLIT_PIXELS:
-        # One channel at a time: the solver's arrays (about 100 bytes per
-        # pixel and channel) for one channel only.
-        u = np.empty((h, w, c))
-        iterations = 0
-        for k in range(c):
-            u[..., k : k + 1], count = solve_grid_multigrid(
-                known,
-                values[..., k : k + 1],
-                rtol=rtol,
-                x0=None if x0 is None else np.asarray(x0)[..., k : k + 1],
-                maxiter=maxiter,
-                scale=scale,
-                sweeps=sweeps,
-            )
-            iterations = max(iterations, count)
-        return u, iterations
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    if known.all():
-        return values.copy(), 0
-    d, wx, wy, b, un = _fine_level(known, values)
-    reference = dot(b, b)
+    values = np.asarray(values, dtype=np.float64)
+    h, w, c = values.shape
     if x0 is not None:
-        x0 = np.ascontiguousarray(x0, dtype=np.float64)
+        x0 = np.asarray(x0, dtype=np.float64)
         if x0.shape != values.shape:
             raise ValueError(
                 f"x0 must have the image's shape {values.shape}, got {x0.shape}"
             )
-        # Solve A e = b - A x0 for the correction e; u = x0 + e.
-        _fine_residual(un, known, values, x0, b)
-    del un  # the levels below do not need it (48 MB at 12 megapixels)
+    if known.all():
+        return values.copy(), 0
+    levels = _levels(known)
+    if c > 1 and h * w > CHANNEL_SPLIT_PIXELS:
+        # One channel at a time (the vectors of one channel only, about 40
+        # bytes per pixel), on the levels built once; channels run side by
+        # side on the usable cores (the kernels release the interpreter).
+        groups = [slice(k, k + 1) for k in range(c)]
+    else:
+        groups = [slice(0, c)]
+    u = np.empty_like(values)
+
+    def solve(group):
+        return _solve_channels(
+            levels, known, values[..., group], None if x0 is None else x0[..., group],
+            u[..., group], rtol, maxiter, scale, sweeps,
+        )  # fmt: skip
+
+    workers = min(len(groups), usable_cores())
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            counts = list(pool.map(solve, groups))
+    else:
+        counts = [solve(group) for group in groups]
+    if min(counts) < 0:
+        raise RuntimeError(
+            f"multigrid CG did not reach relative residual {rtol} in {maxiter} "
+            "iterations"
+        )
+    return u, max(counts)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _levels(known):
+    """The mask's multigrid: the padded plane of unknown pixels, the stencil
+    planes of every level, their inverse diagonals and the coarsest level's
+    Cholesky factor (with its index); shared by all channels."""
+    h, w = known.shape
+    n = (w + 3) // 2 + 1
+    # Large arrays are allocated by numpy, not inside the compiled code:
+    # numpy asks the kernel for transparent huge pages, and first touching
+    # numba's allocations cost about four times as much (page faults).
+    un = np.zeros((h + 2, w + 2), dtype=np.float32)
+    _unknown(known, un)
+    d, wx, wy = (np.zeros((2, h + 2, n), dtype=np.float32) for _ in range(3))
+    _fine_stencil(un, d, wx, wy)
     ds, wxs, wys = [d], [wx], [wy]
     active = int(np.count_nonzero(d))
     width = w
@@ -465,11 +480,27 @@ def solve_grid_multigrid(
     a, index = _dense(_uncolour_plane(d), _uncolour_plane(wx), _uncolour_plane(wy))
     # The coarsest matrix is SPD (a Galerkin product of an SPD one).
     low = _cholesky(a)
-    index = _colour_plane(index)
     dinvs = [np.zeros_like(x) for x in ds]
     for x, inv in zip(ds, dinvs, strict=True):
         _inverse_diagonal(x, inv)
-    # Large arrays come from numpy (see ``_fine_level``).
+    return {
+        "un": un, "ds": ds, "wxs": wxs, "wys": wys, "dinvs": dinvs, "low": low,
+        "up": np.ascontiguousarray(low.T), "index": _colour_plane(index),
+    }  # fmt: skip
+
+
+def _solve_channels(levels, known, values, x0, u, rtol, maxiter, scale, sweeps):
+    """Solves the channels of ``values`` into ``u``; CG's iterations (-1: not
+    converged). The arrays may be strided views of all channels."""
+    h, w, c = values.shape
+    ds = levels["ds"]
+    n = ds[0].shape[2]
+    b = np.zeros((2, c, h + 2, n))
+    _fine_rhs(levels["un"], values, b)
+    reference = dot(b, b)
+    if x0 is not None:
+        # Solve A e = b - A x0 for the correction e; u = x0 + e.
+        _fine_residual(levels["un"], known, values, x0, b)
     rs = [np.zeros((2, c) + x.shape[1:], dtype=np.float32) for x in ds]
     es = [np.zeros((2, c) + x.shape[1:], dtype=np.float32) for x in ds]
     bufs = [np.zeros((c, 2 * x.shape[2] + 4), dtype=np.float32) for x in ds]
@@ -478,24 +509,18 @@ def solve_grid_multigrid(
     vector = np.zeros((2, c, 1, 1), dtype=np.float32)
     row = np.zeros((c, 1), dtype=np.float32)
 
-    def levels(arrays, unused):
+    def padded(arrays, unused):
         return tuple(arrays) + (unused,) * pad
 
     x = np.zeros(b.shape)
     iterations = pcg(
-        len(ds), levels(ds, plane), levels(dinvs, plane), levels(wxs, plane),
-        levels(wys, plane), levels(rs, vector), levels(es, vector),
-        levels(bufs, row), low, np.ascontiguousarray(low.T), index,
-        float(scale), int(sweeps), b, x, np.zeros(b.shape, dtype=np.float32),
-        float(rtol), reference, int(maxiter),
+        len(ds), padded(ds, plane), padded(levels["dinvs"], plane),
+        padded(levels["wxs"], plane), padded(levels["wys"], plane),
+        padded(rs, vector), padded(es, vector), padded(bufs, row), levels["low"],
+        levels["up"], levels["index"], float(scale), int(sweeps), b, x,
+        np.zeros(b.shape, dtype=np.float32), float(rtol), reference, int(maxiter),
     )  # fmt: skip
-    if iterations < 0:
-        raise RuntimeError(
-            f"multigrid CG did not reach relative residual {rtol} in {maxiter} "
-            "iterations"
-        )
-    u = np.empty_like(values)
     _extract(x, known, values, u)
     if x0 is not None:
         _add_guess(known, x0, u)
-    return u, iterations
+    return iterations
