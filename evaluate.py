@@ -45,7 +45,9 @@ flags.DEFINE_list(
     "bih (biharmonic), cdd (curvature-driven diffusion), ms (Mumford-Shah), "
     "bpfa (beta process factor analysis), wgain (inpainting-only WGAN), mg "
     "(the joint generator), nete (Dai et al.'s NetE, DIR/nete-<D>, 64 px); "
-    "'mg' alone = mask GAN with its own generator. E.g. "
+    "'mg' alone = mask GAN with its own generator; 'table2' = the paper's "
+    "Table 2 (random+nete, random+wgain, netm+nete/cdd/bpfa/ms, mg) and its "
+    "operators on densify and ps+nlpe masks, with a report in its layout. E.g. "
     "random+wgain,mg,mg+hd,random+hd,ps+hd,ps+nlpe+hd.",
 )
 flags.DEFINE_string(

@@ -313,7 +313,11 @@ def train_dai() -> None:
             )
     except (ValueError, run_folder.RunFolderError, FloatingPointError) as error:
         sys.exit(f"train.py: {error}")
-    print(f"Exported {dai.model_path(FLAGS.model_dir, network)} (step {run.step})")
+    path = dai.model_path(FLAGS.model_dir, network)
+    print(
+        f"Exported {path} (step {run.step}) and the SavedModel "
+        f"{path.parent / network}"
+    )
 
 
 def main(argv):

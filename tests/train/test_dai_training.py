@@ -11,6 +11,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import synthetic_image
 
 from wgimask import run_folder
@@ -75,7 +76,24 @@ def test_nete_training_lowers_the_loss_checkpoints_and_validates(tmp_path, image
     ]
     assert [h["step"] for h in history] == [6, 12]
     assert run.best["psnr"] == max(h["psnr"] for h in history)
-    assert train_dai.model_path(tmp_path, "nete", best=True).exists()
+    best_path = train_dai.model_path(tmp_path, "nete", best=True)
+    assert best_path.exists()
+    # The serving SavedModel: the best weights, known pixels kept.
+    served = tf.saved_model.load(str(tmp_path / "export" / "nete"))
+    serve = served.signatures["serving_default"]
+    image = tf.constant(crops[:2], tf.float32)
+    mask = tf.cast(
+        tf.random.stateless_uniform((2, 64, 64, 1), [1, 2]) < 0.2, tf.float32
+    )
+    out = serve(image=image, mask=mask)["inpainted"].numpy()
+    best = keras.saving.load_model(best_path)
+    expected = best({"image": image * mask, "mask": mask}, training=False).numpy()
+    expected = np.where(mask.numpy() > 0.5, crops[:2], expected)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+        serve(image=tf.zeros((1, 32, 32, 3)), mask=tf.zeros((1, 32, 32, 1)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"in \[0, 1\]"):
+        serve(image=image + 2.0, mask=mask)
 
 
 def test_netm_training_against_frozen_nete(tmp_path, images):
@@ -104,6 +122,20 @@ def test_netm_training_against_frozen_nete(tmp_path, images):
     )
     assert moved > 1e-4
     assert train_dai.model_path(tmp_path, "netm").exists()
+    # The serving SavedModel: image -> exact-density mask, NetE's inpainting.
+    serve = tf.saved_model.load(str(tmp_path / "export" / "netm")).signatures[
+        "serving_default"
+    ]
+    image = tf.constant(np.stack([im[:64, :64] for im in images[:2]]), tf.float32)
+    out = serve(image=image)
+    mask = out["mask"].numpy()
+    assert mask.shape == (2, 64, 64, 1)
+    assert set(np.unique(mask)) <= {0.0, 1.0}
+    assert (mask.sum(axis=(1, 2, 3)) == round(0.2 * 64 * 64)).all()
+    masks = tf.constant(mask)
+    expected = nete({"image": image * masks, "mask": masks}, training=False).numpy()
+    expected = np.where(mask > 0.5, image.numpy(), expected)
+    np.testing.assert_allclose(out["inpainted"].numpy(), expected, atol=1e-5)
 
 
 def test_resume_continues_from_the_saved_step(tmp_path, images):

@@ -158,12 +158,54 @@ def parse_method(name: str) -> Method:
 # Configuration
 
 
+#: The methods name that stands for the paper's Table 2 layout.
+TABLE2 = "table2"
+#: The paper's Table 2 (a: random masks; b: NetM's masks, and the mask GAN)
+#: and, beside it, the same operators on the model-based masks: groups of
+#: (column label, method).
+TABLE2_GROUPS = (
+    ("(a) random masks", (("NetE", "random+nete"), ("WGAN", "random+wgain"))),
+    (
+        "(b) NetM masks",
+        (
+            ("NetE", "netm+nete"),
+            ("CDD", "netm+cdd"),
+            ("BPFA", "netm+bpfa"),
+            ("MS", "netm+ms"),
+            ("MG", "mg"),
+        ),
+    ),
+    (
+        "densification masks",
+        (
+            ("NetE", "densify+nete"),
+            ("CDD", "densify+cdd"),
+            ("BPFA", "densify+bpfa"),
+            ("MS", "densify+ms"),
+            ("HD", "densify+hd"),
+        ),
+    ),
+    (
+        "PS + NLPE masks",
+        (
+            ("NetE", "ps+nlpe+nete"),
+            ("CDD", "ps+nlpe+cdd"),
+            ("BPFA", "ps+nlpe+bpfa"),
+            ("MS", "ps+nlpe+ms"),
+            ("HD", "ps+nlpe+hd"),
+        ),
+    ),
+)
+TABLE2_METHODS = [method for _, columns in TABLE2_GROUPS for _, method in columns]
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
     """Everything one evaluation run needs.
 
     Attributes:
-        methods: Method names (see ``parse_method``), evaluated in this order.
+        methods: Method names (see ``parse_method``), evaluated in this order;
+            ``"table2"`` stands for `TABLE2_METHODS`.
         densities: Target mask densities in (0, 1).
         data_dir: Folder of images; ``None`` uses the embedded photos.
         image_size: Side of the centre crop (the paper uses 64 and 128);
@@ -190,6 +232,8 @@ class EvaluationConfig:
         figures: Whether to write one comparison figure per image.
         learned_device: ``auto`` (a GPU when TensorFlow sees one) or ``cpu``.
         progress: Whether to print a progress bar.
+        table2: Whether the report adds the paper's Table 2 layout
+            (`reports.table2_report`); set by the methods name ``"table2"``.
     """
 
     methods: tuple[str, ...] = ("random+hd", "ps+hd", "ps+nlpe+hd")
@@ -210,10 +254,17 @@ class EvaluationConfig:
     learned_device: str = "auto"
     progress: bool = True
     overwrite: bool = False
+    table2: bool = False
 
     def __post_init__(self) -> None:
         # Normalise sequences so a list from a flag parser works too.
-        object.__setattr__(self, "methods", tuple(self.methods))
+        methods = []
+        for name in self.methods:
+            # "table2": the methods of the paper's Table 2 layout.
+            methods += TABLE2_METHODS if name == TABLE2 else [name]
+        if TABLE2 in self.methods:
+            object.__setattr__(self, "table2", True)
+        object.__setattr__(self, "methods", tuple(dict.fromkeys(methods)))
         object.__setattr__(self, "densities", tuple(float(d) for d in self.densities))
         if not self.methods:
             raise ConfigError("methods", "give at least one method")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from wgimask.evaluation import metrics
+from wgimask.evaluation.config import TABLE2_GROUPS
 
 logger = logging.getLogger("wgimask.evaluation")
 
@@ -271,6 +272,49 @@ def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
     lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines)
+
+
+def table2_report(rows: Sequence[Mapping[str, Any]], densities: Sequence[float]) -> str:
+    """The paper's Table 2 layout of the methods that were evaluated.
+
+    One table per group of `TABLE2_GROUPS` with any evaluated method: rows
+    are densities, columns the group's operators, each cell the PSNR and the
+    seconds per image; a method that was not evaluated is left empty.
+
+    Args:
+        rows: Summary rows from ``summarise`` (native-size images only).
+        densities: Densities, in row order.
+
+    Returns:
+        Markdown text; empty when no Table 2 method was evaluated.
+    """
+    found = {
+        (r["method"], r["density"]): r for r in rows if not r.get("upscaled", False)
+    }
+    parts = []
+    for title, columns in TABLE2_GROUPS:
+        if not any((m, d) in found for _, m in columns for d in densities):
+            continue
+        body = []
+        for density in densities:
+            cells = [density_label(density)]
+            for _, method in columns:
+                row = found.get((method, density))
+                cells.append(
+                    ""
+                    if row is None
+                    else f"{row['psnr']:.2f} ({row['seconds_per_image']:.2g} s)"
+                )
+            body.append(cells)
+        header = ["Density"] + [f"{label} `{m}`" for label, m in columns]
+        parts.append(f"**{title}**\n\n" + _table(header, body))
+    if not parts:
+        return ""
+    return (
+        "Layout of the paper's Table 2: PSNR in dB (seconds per image).\n\n"
+        + "\n\n".join(parts)
+        + "\n"
+    )
 
 
 def markdown_report(

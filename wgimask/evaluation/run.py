@@ -90,6 +90,7 @@ from wgimask.evaluation.reports import (  # noqa: F401 - part of this module's A
     load_evaluation_images,
     markdown_report,
     summarise,
+    table2_report,
     write_csv,
     write_figure,
 )
@@ -506,6 +507,8 @@ def run_evaluation(config: EvaluationConfig) -> EvaluationResult:
         batch_size=config.batch_size if batched else None,
         upscaled=upscaled_names,
     )
+    if config.table2:
+        markdown += "\n" + table2_report(rows, config.densities)
     write_csv(output_dir / RESULTS_CSV, rows, RESULT_COLUMNS)
     from wgimask.evaluation.tradeoff import tradeoff_figure_name, write_tradeoff_figure
 

@@ -45,9 +45,10 @@ Deviations (all stated where they apply):
   reports the mean per-image PSNR (Dai: the PSNR of each batch's MSE,
   averaged) on fixed masks.
 
-Not wired into ``train.py`` or `wgimask.config`: `DaiSettings` is the
-settings group a command would fill, ``run_dir`` the run folder, `crop_stream`
-the data, ``progress`` a per-step callback.
+``train.py --mode=nete|netm`` fills `DaiSettings` from its flags; ``run_dir``
+is the run folder, `crop_stream` the data, ``progress`` a per-step callback.
+The exports are the ``.keras`` files (`model_path`) and a SavedModel with a
+serving signature (`wgimask.serve.dai_export`).
 
 Modules: `wgimask.train.dai_settings` holds `DaiSettings`, `crop_stream` and
 `model_path`, `wgimask.train.dai_trainer` the run's state and step

@@ -288,11 +288,16 @@ class DaiTrainer:
         )
 
     def export(self) -> None:
-        """Writes the latest (and best) weights as .keras files."""
+        """Writes the latest (and best) weights as .keras files, and the
+        serving SavedModel (`wgimask.serve.dai_export`) of the best weights
+        when the run validated, else of the latest."""
+        from wgimask.serve import dai_export
+
         model_path(self.run_dir, self.network).parent.mkdir(exist_ok=True)
         # A model with distributed variables saves through a plain copy.
         latest = self.model if self.replicas == 1 else self._copy()
         latest.save(model_path(self.run_dir, self.network))
+        served = latest
         best = checkpoints.latest_intact(self.run_dir / run_folder.BEST)
         if best is not None:
             copy = self._copy()  # the trained model keeps its latest weights
@@ -300,6 +305,14 @@ class DaiTrainer:
                 best
             ).assert_existing_objects_matched()
             copy.save(model_path(self.run_dir, self.network, best=True))
+            served = copy
+        folder = model_path(self.run_dir, self.network).parent / self.network
+        if self.network == "nete":
+            dai_export.save_nete(served, folder)
+        else:
+            nete = dai.NetE.from_config(self.nete.get_config())
+            nete.set_weights(self.nete.get_weights())
+            dai_export.save_netm(served, nete, folder)
 
     def _copy(self):
         """A copy of the model outside any strategy, with its weights."""
