@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
     settings = [tuple(float(v) for v in s.split(":")) for s in FLAGS.settings]
     print(f"CPU: {cpu_description()}")
     solves = []
-    solve = inpainting.inpaint
+    solve = inpainting.solve_checked
 
     def counted(*args, **kwargs):
         solves.append(1)
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> None:
     # densification_mask looks the solver up in its module on every call.
     import wgimask.masks.densification as densification
 
-    densification.inpaint = counted
+    densification.solve_checked = counted
     for path in photos:
         image = image_files.load_image(path, 3)
         height, width = image.shape[:2]

@@ -46,7 +46,7 @@ import scipy.sparse.linalg as spla
 
 from wgimask.arrays import as_image, as_known_mask, result_dtype
 
-__all__ = ["inpaint", "CG_RTOL", "AUTO_DIRECT_PIXELS", "SOLVERS"]
+__all__ = ["inpaint", "solve_checked", "CG_RTOL", "AUTO_DIRECT_PIXELS", "SOLVERS"]
 
 #: Relative residual at which the CG reference stops (the paper's setting).
 CG_RTOL = 1e-6
@@ -404,6 +404,33 @@ def inpaint(
     known = as_known_mask(mask, (h, w), "homogeneous diffusion").ravel()
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+    u = solve_checked(f, known, solver=solver, rtol=rtol, initial=initial)
+    if was_2d:
+        u = u[:, :, 0]
+    out_dtype = result_dtype(image)
+    return u.astype(out_dtype, copy=False)
+
+
+def solve_checked(
+    f: np.ndarray,
+    known: np.ndarray,
+    *,
+    solver: str = "auto",
+    rtol: float = CG_RTOL,
+    initial: np.ndarray | None = None,
+) -> np.ndarray:
+    """`inpaint` without its checks, for callers that solve many times.
+
+    Args:
+        f: (H, W, C) float64 image with finite values (as `as_image` gives).
+        known: (H W,) or (H, W) bool mask with at least one True.
+        solver, rtol, initial: as for `inpaint` (``rtol`` already checked).
+
+    Returns:
+        The (H, W, C) float64 inpainting.
+    """
+    h, w, c = f.shape
+    known = known.reshape(-1)
     if solver == "auto":
         solver = "direct" if h * w <= AUTO_DIRECT_PIXELS else "multigrid"
     values = f.reshape(h * w, c)
@@ -421,8 +448,4 @@ def inpaint(
         u = u.reshape(h * w, c)
     else:
         u, _ = solve_cg(grid(h, w), known, values, rtol=rtol)
-    u = u.reshape(h, w, c)
-    if was_2d:
-        u = u[:, :, 0]
-    out_dtype = result_dtype(image)
-    return u.astype(out_dtype, copy=False)
+    return u.reshape(h, w, c)
