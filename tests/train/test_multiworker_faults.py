@@ -10,15 +10,12 @@ import subprocess
 import time
 
 import pytest
-import tensorflow as tf
 from helpers import write_images
 from test_multiworker import (
     TIMEOUT,
     command,
     environment,
     free_ports,
-    read_log,
-    start_workers,
 )
 
 from wgimask.train import cluster
@@ -69,41 +66,4 @@ def test_a_signal_while_waiting_for_the_peers_is_one_line(tmp_path):
     assert last_line(stderr) == (
         "train.py: stopped by SIGTERM while waiting for the other workers "
         "(nothing was trained or written)"
-    )
-
-
-def test_sigterm_to_the_chief_stops_every_worker_after_a_common_checkpoint(
-    tmp_path,
-):
-    write_images(tmp_path / "photos", count=4, size=(24, 32))
-    argv = command(
-        tmp_path / "photos",
-        tmp_path / "run",
-        "--mode=inpaint",
-        "--epochs=1",
-        "--steps_per_epoch=400",
-        "--checkpoint_every=5",
-    )
-    workers = start_workers(argv, tmp_path, "term")
-    index = tmp_path / "run" / "checkpoints" / "checkpoint"
-    deadline = time.time() + TIMEOUT
-    while not index.exists() and time.time() < deadline:
-        assert all(p.poll() is None for p in workers), read_log(tmp_path, "term", 0)
-        time.sleep(0.2)
-    workers[0].send_signal(signal.SIGTERM)
-    for process in workers:
-        process.wait(timeout=60)
-    saved = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
-    step = int(saved.rsplit("-", 1)[1])
-    assert 5 <= step < 400
-    chief, other = (read_log(tmp_path, "term", i) for i in range(2))
-    assert [p.returncode for p in workers] == [143, 143], chief[-2000:]
-    assert last_line(chief) == (
-        f"train.py: stopped by SIGTERM after step {step} (checkpoint of step "
-        f"{step} written); rerun the same command to resume"
-    )
-    assert last_line(other) == (
-        f"train.py: stopped with another worker (SIGTERM there) after step "
-        f"{step} (checkpoint of step {step} written); rerun the same command "
-        "to resume"
     )

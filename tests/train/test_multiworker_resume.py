@@ -1,4 +1,6 @@
-"""A killed worker of a two-worker run: rerunning both resumes and finishes.
+"""A killed worker of a two-worker run, then SIGTERM to the chief of the
+rerun: each time the workers stop with one line, and the last rerun resumes
+and finishes.
 
 The workers, ports and logs are those of test_multiworker.py; this test is a
 file of its own so that test workers can run it beside that one.
@@ -15,6 +17,11 @@ from helpers import write_images
 from test_multiworker import TIMEOUT, command, read_log, start_workers, wait_all
 
 pytestmark = pytest.mark.slow
+
+
+def latest_step(tmp_path) -> int:
+    saved = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    return int(saved.rsplit("-", 1)[1]) if saved else 0
 
 
 def test_killed_worker_resumes_from_the_last_checkpoint(tmp_path):
@@ -51,12 +58,42 @@ def test_killed_worker_resumes_from_the_last_checkpoint(tmp_path):
     saved_step = int(saved.rsplit("-", 1)[1])
     assert 2 <= saved_step < 80
 
+    # Resumed, then SIGTERM to the chief: every worker stops after the same
+    # step, with a checkpoint of it and one line each.
     workers = start_workers(argv, tmp_path, "second")
-    wait_all(workers, tmp_path, "second")
-    print(f"kill and resume with two workers: {time.perf_counter() - started:.1f} s")
+    deadline = time.time() + TIMEOUT
+    while latest_step(tmp_path) <= saved_step and time.time() < deadline:
+        assert all(p.poll() is None for p in workers), read_log(tmp_path, "second", 0)
+        time.sleep(0.1)
+    workers[0].send_signal(signal.SIGTERM)
+    for process in workers:
+        process.wait(timeout=60)
     for worker in range(2):
         assert f"Resuming inpaint training at step {saved_step} of 80" in read_log(
             tmp_path, "second", worker
+        )
+    stopped = latest_step(tmp_path)
+    assert saved_step < stopped < 80
+    chief, other = (read_log(tmp_path, "second", i) for i in range(2))
+    assert [p.returncode for p in workers] == [143, 143], chief[-2000:]
+    assert chief.strip().splitlines()[-1] == (
+        f"train.py: stopped by SIGTERM after step {stopped} (checkpoint of step "
+        f"{stopped} written); rerun the same command to resume"
+    )
+    assert other.strip().splitlines()[-1] == (
+        f"train.py: stopped with another worker (SIGTERM there) after step "
+        f"{stopped} (checkpoint of step {stopped} written); rerun the same "
+        "command to resume"
+    )
+
+    workers = start_workers(argv, tmp_path, "third")
+    wait_all(workers, tmp_path, "third")
+    print(
+        f"kill, stop and resume with two workers: {time.perf_counter() - started:.1f} s"
+    )
+    for worker in range(2):
+        assert f"Resuming inpaint training at step {stopped} of 80" in read_log(
+            tmp_path, "third", worker
         )
     final = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
     assert final.endswith("-80")

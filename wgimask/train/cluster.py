@@ -373,7 +373,15 @@ def default_strategy(
     tf_config = read_tf_config()
     if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
         rendezvous(tf_config, peer_timeout)
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        if threading.current_thread() is threading.main_thread():
+            # TensorFlow's coordination service installs a SIGTERM handler
+            # that only records the signal (for its preemption notices, not
+            # used here): put the default back, so that SIGTERM before the
+            # training loop's own handler ends the process instead of
+            # nothing happening.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return strategy
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
