@@ -48,3 +48,27 @@ def tiny_run(tmp_path_factory):
     config = {"density": 0.1, "mode": "joint", "channels": 3, "model_size": "tiny"}
     (run / "config.json").write_text(json.dumps({**config, "image_size": 32}))
     return run
+
+
+# The files of the longest tests, run first: with --dist=loadfile each file
+# goes to one test worker, and a long file handed out last keeps the suite
+# waiting for it alone (the two-worker kill-and-resume test took 97 s).
+SLOWEST_FILES = (
+    "train/test_multiworker_resume.py",
+    "train/test_multiworker.py",
+    "train/test_training_steps.py",
+    "train/test_train_script.py",
+    "train/test_reliability.py",
+    "train/test_multiworker_faults.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        path = item.nodeid.split("::", 1)[0]
+        for index, name in enumerate(SLOWEST_FILES):
+            if path.endswith(name):
+                return index
+        return len(SLOWEST_FILES)
+
+    items.sort(key=rank)  # stable: the other files keep their order
