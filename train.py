@@ -315,8 +315,7 @@ def train_dai() -> None:
         sys.exit(f"train.py: {error}")
     path = dai.model_path(FLAGS.model_dir, network)
     print(
-        f"Exported {path} (step {run.step}) and the SavedModel "
-        f"{path.parent / network}"
+        f"Exported {path} (step {run.step}) and the SavedModel {path.parent / network}"
     )
 
 

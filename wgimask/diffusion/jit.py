@@ -22,9 +22,9 @@ def jit(fn):
     # rounding, far below the solver's tolerance).
     if not NUMBA:
         return fn
-    return numba.njit(
-        cache=True, nogil=True, fastmath={"contract"}, boundscheck=False
-    )(fn)
+    return numba.njit(cache=True, nogil=True, fastmath={"contract"}, boundscheck=False)(
+        fn
+    )
 
 
 def jit_sum(fn):

@@ -57,11 +57,11 @@ False and ``inpaint`` falls back to the scipy multigrid of
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from wgimask.devices import usable_cpu_count
 from wgimask.diffusion.jit import NUMBA, jit, jit_sum
 from wgimask.diffusion.multigrid_pcg import dot, pcg
 
@@ -432,7 +432,7 @@ def solve_grid_multigrid(
             u[..., group], rtol, maxiter, scale, sweeps,
         )  # fmt: skip
 
-    workers = min(len(groups), usable_cores())
+    workers = min(len(groups), usable_cpu_count())
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
             counts = list(pool.map(solve, groups))
@@ -444,14 +444,6 @@ def solve_grid_multigrid(
             "iterations"
         )
     return u, max(counts)
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _levels(known):

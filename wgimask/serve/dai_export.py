@@ -54,26 +54,34 @@ def _fixed(image: tf.Tensor, channels: int) -> tf.Tensor:
     return tf.ensure_shape(check_image(image, channels), [None, side, side, channels])
 
 
+def _inpaint(nete: keras.Model, image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """NetE's inpainting with the known pixels kept."""
+    out = nete({"image": image * mask, "mask": mask}, training=False)
+    return tf.where(mask > 0.5, image, out)
+
+
 def serve_nete(nete: keras.Model, image: tf.Tensor, mask: tf.Tensor) -> dict:
     """The ``nete`` signature: NetE's inpainting, known pixels kept."""
     image = _fixed(image, nete.channels)
-    mask = check_mask(mask, image)
-    out = nete({"image": image * mask, "mask": mask}, training=False)
-    return {"inpainted": tf.where(mask > 0.5, image, out)}
+    return {"inpainted": _inpaint(nete, image, check_mask(mask, image))}
 
 
 def serve_netm(netm: keras.Model, nete: keras.Model, image: tf.Tensor) -> dict:
     """The ``netm`` signature: NetM's exact-density mask and NetE's inpainting."""
     image = _fixed(image, netm.channels)
     mask = dai.topk_mask(netm({"image": image}, training=False), netm.density)
-    out = nete({"image": image * mask, "mask": mask}, training=False)
-    return {"mask": mask, "inpainted": tf.where(mask > 0.5, image, out)}
+    return {"mask": mask, "inpainted": _inpaint(nete, image, mask)}
 
 
-def _write(archive_fn, final: pathlib.Path) -> pathlib.Path:
+def _save(endpoint, specs, path: str | pathlib.Path) -> pathlib.Path:
+    """Writes a SavedModel whose ``serving_default`` is ``endpoint`` beside
+    `path` and renames it into place."""
+    final = pathlib.Path(path)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=final.parent))
     try:
-        archive_fn(tmp / final.name)
+        archive = keras.export.ExportArchive()  # no track(): see save_inpainter
+        archive.add_endpoint("serving_default", endpoint, input_signature=specs)
+        archive.write_out(str(tmp / final.name), verbose=False)
         replace_folder(tmp / final.name, final, _TEMP_PREFIX)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -82,31 +90,19 @@ def _write(archive_fn, final: pathlib.Path) -> pathlib.Path:
 
 def save_nete(nete: keras.Model, path: str | pathlib.Path) -> pathlib.Path:
     """Writes the ``nete`` SavedModel (inputs ``image``, ``mask``) to `path`."""
-
-    def write(target):
-        archive = keras.export.ExportArchive()  # no track(): see save_inpainter
-        archive.add_endpoint(
-            "serving_default",
-            lambda image, mask: serve_nete(nete, image, mask),
-            input_signature=[_spec(nete.channels, "image"), _spec(1, "mask")],
-        )
-        archive.write_out(str(target), verbose=False)
-
-    return _write(write, pathlib.Path(path))
+    return _save(
+        lambda image, mask: serve_nete(nete, image, mask),
+        [_spec(nete.channels, "image"), _spec(1, "mask")],
+        path,
+    )
 
 
 def save_netm(
     netm: keras.Model, nete: keras.Model, path: str | pathlib.Path
 ) -> pathlib.Path:
     """Writes the ``netm`` SavedModel (input ``image``) to `path`."""
-
-    def write(target):
-        archive = keras.export.ExportArchive()
-        archive.add_endpoint(
-            "serving_default",
-            lambda image: serve_netm(netm, nete, image),
-            input_signature=[_spec(netm.channels, "image")],
-        )
-        archive.write_out(str(target), verbose=False)
-
-    return _write(write, pathlib.Path(path))
+    return _save(
+        lambda image: serve_netm(netm, nete, image),
+        [_spec(netm.channels, "image")],
+        path,
+    )

@@ -36,6 +36,7 @@ import tempfile
 import numpy as np
 
 from wgimask import _entry
+from wgimask.devices import usable_cpu_count
 from wgimask.pipeline import MaskPipeline
 from wgimask.serve.model_files import (
     ModelError,
@@ -242,11 +243,7 @@ def _threads() -> int:
     try:
         return max(int(os.environ["OMP_NUM_THREADS"]), 1)
     except (KeyError, ValueError):
-        return (
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else (os.cpu_count() or 1)
-        )
+        return usable_cpu_count()
 
 
 class LiteParts:

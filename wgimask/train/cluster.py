@@ -155,9 +155,14 @@ def check_global_batch(batch_size: int) -> None:
         )
 
 
-def check_own_port(tf_config: dict) -> None:
-    """Refuses a task whose own port is taken, naming it (TensorFlow's server
-    would fail with a message that names no port, and leave its peers waiting).
+def listen_on_own_port(tf_config: dict) -> socket.socket:
+    """A listening socket on this task's own port, naming the port if it is
+    taken (TensorFlow's server would fail with a message that names no port,
+    and leave its peers waiting).
+
+    Returns:
+        The socket (non-blocking); closing it frees the port for
+        TensorFlow's server.
 
     Raises:
         ClusterConfigError: If this task's port is in use on this machine.
@@ -167,15 +172,19 @@ def check_own_port(tf_config: dict) -> None:
     port = address.rpartition(":")[2]
     if not port.isdigit():
         raise ClusterConfigError(f"TF_CONFIG address {address!r} has no port")
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("", int(port)))
-        except OSError as error:
-            raise ClusterConfigError(
-                f"port {port} of this task ({task['type']} {task['index']}, "
-                f"{address}) cannot be used: {error.strerror or error}"
-            ) from None
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("", int(port)))
+        listener.listen(16)
+    except OSError as error:
+        listener.close()
+        raise ClusterConfigError(
+            f"port {port} of this task ({task['type']} {task['index']}, "
+            f"{address}) cannot be used: {error.strerror or error}"
+        ) from None
+    listener.setblocking(False)
+    return listener
 
 
 def peer_addresses(tf_config: dict) -> list[tuple[str, str]]:
@@ -224,7 +233,7 @@ def rendezvous(tf_config: dict, timeout: float, interval: float = 0.5) -> None:
     after) and connects to the others' until all answer.
 
     Raises:
-        ClusterConfigError: If this task's port is taken (`check_own_port`),
+        ClusterConfigError: If this task's port is taken (`listen_on_own_port`),
             or, after ``timeout`` seconds, naming the tasks that never
             answered.
         WaitInterruptedError: At SIGINT or SIGTERM while waiting (when called
@@ -248,24 +257,20 @@ def rendezvous(tf_config: dict, timeout: float, interval: float = 0.5) -> None:
             signal.signal(each, handler)
 
 
+def _answer(listener: socket.socket) -> None:
+    """Accepts and closes at once every pending look of the other tasks."""
+    with contextlib.suppress(BlockingIOError, InterruptedError):
+        while True:
+            listener.accept()[0].close()
+
+
 def _meet(tf_config: dict, timeout: float, interval: float) -> None:
     """`rendezvous` without the signal handlers."""
-    task = tf_config["task"]
-    own = tf_config["cluster"][task["type"]][task["index"]]
-    check_own_port(tf_config)
-    peers = peer_addresses(tf_config)
-    with socket.socket() as listener:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("", int(own.rpartition(":")[2])))
-        listener.listen(16)
-        listener.setblocking(False)
+    with listen_on_own_port(tf_config) as listener:
         deadline = time.monotonic() + timeout
-        absent = list(peers)
+        absent = peer_addresses(tf_config)
         while True:
-            # Answer the others' looks (accept and close at once).
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                while True:
-                    listener.accept()[0].close()
+            _answer(listener)
             absent = [(n, a) for n, a in absent if not reachable(a, timeout=interval)]
             if not absent:
                 break
@@ -279,9 +284,7 @@ def _meet(tf_config: dict, timeout: float, interval: float) -> None:
         # more before its own server starts: answer for a moment longer.
         until = time.monotonic() + 2 * interval
         while time.monotonic() < until:
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                while True:
-                    listener.accept()[0].close()
+            _answer(listener)
             time.sleep(0.05)
 
 

@@ -51,22 +51,17 @@ class TrainingInterruptedError(Exception):
     """Training stopped by SIGINT or SIGTERM after a checkpoint of its step.
 
     Attributes:
-        step: The last step trained (and checkpointed, by the chief of a
-            one-process run).
-        signum: The signal.
+        step: The last step trained and checkpointed (by all workers of a
+            cluster together).
+        signum: The signal (``here`` False: the one another worker got).
     """
 
-    def __init__(self, step: int, signum: int, saved: bool, here: bool = True):
+    def __init__(self, step: int, signum: int, here: bool = True):
         name = signal.Signals(signum).name
-        kept = (
-            f"checkpoint of step {step} written"
-            if saved
-            else "the last checkpoint is kept"
-        )
         cause = f"by {name}" if here else f"with another worker ({name} there)"
         super().__init__(
-            f"stopped {cause} after step {step} ({kept}); rerun the same "
-            "command to resume"
+            f"stopped {cause} after step {step} (checkpoint of step {step} "
+            "written); rerun the same command to resume"
         )
         self.step, self.signum = step, signum
 
@@ -436,7 +431,7 @@ def _steps(
             if step % config.checkpoint_every == 0:
                 trainer.manager.save(checkpoint_number=step)
             signum = stop[0] if stop else 0
-            if trainer.workers > 1:
+            if agree is not None:
                 # The workers of a cluster stop together, after the same
                 # step: one that stopped alone would leave the others in the
                 # next step's collectives.
@@ -447,7 +442,7 @@ def _steps(
                 if step % config.checkpoint_every:
                     trainer.manager.save(checkpoint_number=step)
                 writer.flush()
-                raise TrainingInterruptedError(step, signum, True, here=bool(stop))
+                raise TrainingInterruptedError(step, signum, here=bool(stop))
             bar.update(
                 step - epoch * config.steps_per_epoch,
                 [(k, float(t.result())) for k, t in trainer.trackers.items()],
@@ -486,7 +481,8 @@ def _agreement(strategy):
 
     def agree(signum: int) -> int:
         held = np.zeros(slots, np.float32)
-        held[signum] = 1.0 if signum else 0.0
+        if signum:
+            held[signum] = 1.0
         signalled = np.flatnonzero(signals(tf.constant(held)).numpy() > 0)
         return int(signalled[-1]) if signalled.size else 0
 
