@@ -71,6 +71,14 @@ flags.DEFINE_enum(
     "exact: keep the round(D*N) most confident mask-GAN pixels; raw: the mask "
     "GAN's mask as produced.",
 )
+flags.DEFINE_enum(
+    "netm_masks",
+    "sampled",
+    list(evaluation.NETM_MASK_MODES),
+    "How NetM's map becomes a mask: sampled (round(D*N) pixels drawn with the "
+    "map's chances), bernoulli (Dai's; the density only in expectation) or "
+    "topk (the round(D*N) largest values).",
+)
 flags.DEFINE_float(
     "ps_candidate_fraction",
     None,
@@ -128,6 +136,7 @@ def main(argv: list[str]) -> None:
             max_images=FLAGS.max_images,
             seed=FLAGS.seed,
             mg_density=FLAGS.mg_density,
+            netm_masks=FLAGS.netm_masks,
             ps_candidate_fraction=FLAGS.ps_candidate_fraction,
             ps_removal_fraction=FLAGS.ps_removal_fraction,
             nlpe_cycles=FLAGS.nlpe_cycles,

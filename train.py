@@ -252,8 +252,13 @@ def _storage_problem(error: Exception) -> str | None:
     return None
 
 
-def dai_settings_from_flags():
-    """Packs the flags into a validated `wgimask.train.dai.DaiSettings`."""
+def dai_settings_from_flags(validating: bool = False):
+    """Packs the flags into a validated `wgimask.train.dai.DaiSettings`.
+
+    Args:
+        validating: Whether the run has validation crops (then it validates
+            once per ``--steps_per_epoch`` and keeps the best weights).
+    """
     from wgimask.config import MODEL_SIZES
     from wgimask.train.dai import DaiSettings
 
@@ -270,6 +275,8 @@ def dai_settings_from_flags():
         width=max(1, round(64 * MODEL_SIZES[FLAGS.model_size])),
         netm_filters=max(1, round(64 * MODEL_SIZES[FLAGS.model_size])),
         checkpoint_every=FLAGS.checkpoint_every,
+        # Dai validates every epoch; without validation images, never.
+        validate_every=FLAGS.steps_per_epoch if validating else 0,
     ).validate()
 
 
@@ -280,19 +287,45 @@ def train_dai() -> None:
     from wgimask.train import dai
 
     network = FLAGS.mode
+    from wgimask.train import data, loop
+
     try:
-        settings = dai_settings_from_flags()
+        # The same split as the other modes: --validation_dir, else
+        # --validation_fraction of --data_dir held out.
+        images, validation_images, _ = data.source_split(
+            FLAGS.data_dir,
+            3 if FLAGS.color == "rgb" else 1,
+            validation_dir=FLAGS.validation_dir,
+            validation_fraction=FLAGS.validation_fraction,
+            seed=FLAGS.seed,
+        )
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+        message = str(error)
+        if not message.startswith("validation_dir: "):
+            message = f"data_dir: {message}"
+        sys.exit(f"train.py: --{message}")
+    try:
+        settings = dai_settings_from_flags(validating=bool(validation_images))
+        validation = None
+        if validation_images:
+            mode = FLAGS.validation_crops
+            if mode == "auto":
+                mode = loop.validation_crop_mode_for(FLAGS.data_dir)
+            validation = data.validation_crops(
+                validation_images, settings.image_size, crops=mode
+            )
         nete = None
         if network == "netm":
             if not FLAGS.init_from or len(FLAGS.init_from) != 1:
                 raise ValueError(
                     "--mode=netm needs --init_from=RUN_DIR, one trained NetE run"
                 )
-            source = dai.model_path(FLAGS.init_from[0], "nete")
+            # The weights NetE's run serves: its best when it validated.
+            source = run_folder.served_dai_model(FLAGS.init_from[0], "nete")
             if not source.is_file():
                 raise ValueError(f"--init_from: {source} does not exist")
             nete = keras.saving.load_model(source)
-        batches = dai.crop_stream(settings, network, data_dir=FLAGS.data_dir)
+        batches = dai.crop_stream(settings, network, images=images)
     except (ValueError, FileNotFoundError, NotADirectoryError) as error:
         sys.exit(f"train.py: {error}")
 
@@ -306,10 +339,21 @@ def train_dai() -> None:
 
     try:
         if network == "nete":
-            run = dai.train_nete(settings, batches, FLAGS.model_dir, progress=progress)
+            run = dai.train_nete(
+                settings,
+                batches,
+                FLAGS.model_dir,
+                progress=progress,
+                validation=validation,
+            )
         else:
             run = dai.train_netm(
-                settings, nete, batches, FLAGS.model_dir, progress=progress
+                settings,
+                nete,
+                batches,
+                FLAGS.model_dir,
+                progress=progress,
+                validation=validation,
             )
     except (ValueError, run_folder.RunFolderError, FloatingPointError) as error:
         sys.exit(f"train.py: {error}")

@@ -74,6 +74,10 @@ VALIDATED = "validated.json"
 #: What a run writes into its folder (removed by `start_over`).
 RUN_CONTENTS = (CHECKPOINTS, BEST, LOGS, EXPORT, CONFIG, HISTORY, VALIDATED)
 LOCK_NAME = ".lock"
+#: A NetE or NetM run's exported network: the latest weights, and the best
+#: validated ones when the run validated (`served_dai_model`).
+DAI_MODEL_FILE = "{network}.keras"
+DAI_BEST_MODEL_FILE = "{network}_best.keras"
 #: Present while `start_over` empties a folder, so that the next run finishes
 #: an emptying that a kill interrupted before it reads anything of the old run.
 STARTING_OVER = ".starting-over"
@@ -303,3 +307,23 @@ def finish_start_over(model_dir: pathlib.Path) -> bool:
     )
     start_over(model_dir)
     return True
+
+
+def served_dai_model(run_dir: str | os.PathLike, network: str) -> pathlib.Path:
+    """The ``.keras`` file of a NetE or NetM run that others should load.
+
+    The best validated weights when the run validated, else the latest: the
+    same weights as the run's serving SavedModel. NetM trains against, and
+    the evaluation loads, this file.
+
+    Args:
+        run_dir: The run folder.
+        network: ``"nete"`` or ``"netm"``.
+
+    Returns:
+        ``export/<network>_best.keras`` if it exists, else
+        ``export/<network>.keras`` (which may not exist).
+    """
+    export = pathlib.Path(run_dir) / EXPORT
+    best = export / DAI_BEST_MODEL_FILE.format(network=network)
+    return best if best.is_file() else export / DAI_MODEL_FILE.format(network=network)

@@ -236,6 +236,17 @@ def test_required_models_per_method():
     )
 
 
+def test_dai_models_are_their_runs_best_weights_when_validated(tmp_path):
+    # The weights the run's SavedModel serves: the best when it validated.
+    export = tmp_path / "netm-0.1" / "export"
+    export.mkdir(parents=True)
+    assert evaluation.model_path(tmp_path, "netm", 0.1) == export / "netm.keras"
+    (export / "netm.keras").write_text("latest")
+    assert evaluation.model_path(tmp_path, "netm", 0.1) == export / "netm.keras"
+    (export / "netm_best.keras").write_text("best")
+    assert evaluation.model_path(tmp_path, "netm", 0.1) == export / "netm_best.keras"
+
+
 def test_missing_models_say_what_to_pass_or_train(tmp_path):
     with pytest.raises(evaluation.MissingModelsError, match="--models"):
         evaluation.check_models(EvaluationConfig(methods=("mg",)))
@@ -690,6 +701,28 @@ def test_dai_networks_run_as_table_2_methods(tmp_path):
     for row in rows.values():
         assert float(row["density"]) == 0.1
         assert float(row["mask_density"]) == pytest.approx(round(0.1 * 4096) / 4096)
+    # NetM's other binarisations: Dai's Bernoulli draw (the density in
+    # expectation only) and the largest values (exact, deterministic).
+    psnr = {"sampled": rows["netm+hd"]["psnr"]}
+    for mode in ("bernoulli", "topk"):
+        other = evaluation.run_evaluation(
+            dataclasses.replace(
+                config,
+                methods=("netm+hd",),
+                netm_masks=mode,
+                output_dir=str(tmp_path / mode),
+            )
+        )
+        (row,) = other.rows
+        psnr[mode] = row["psnr"]
+        exact = float(row["mask_density"]) == pytest.approx(410 / 4096)
+        assert exact == (mode == "topk")
+        assert float(row["mask_density"]) == pytest.approx(0.1, abs=0.02)
+        recorded = json.loads((tmp_path / mode / "config.json").read_text())
+        assert recorded["netm_masks"] == mode
+    assert len(set(psnr.values())) == 3  # three different masks
+    with pytest.raises(evaluation.ConfigError, match="netm_masks"):
+        dataclasses.replace(config, netm_masks="dither")
     # Another size: one line naming NetE's 64 px.
     with pytest.raises(evaluation.EvaluationError, match="64x64"):
         evaluation.run_evaluation(

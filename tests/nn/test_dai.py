@@ -142,6 +142,24 @@ def test_bernoulli_mask_reproducible_from_seed():
     assert abs(a[:, 8:].mean() - 0.2) < 0.02  # 7168 draws: 4.5 standard errors
 
 
+def test_sampled_mask_exact_count_drawn_with_the_maps_chances():
+    # Left half 0.3, right half 0.05: an exact count, most points on the left
+    # (6 to 1 in chances), but not only there (a top-k would take none).
+    sampling_map = np.full((4, 64, 64, 1), 0.05, np.float32)
+    sampling_map[:, :, :32] = 0.3
+    sampling_map[:, :4, :4] = 0.0  # never drawn
+    mask = dai.sampled_mask(sampling_map, 0.1, 7).numpy()
+    assert set(np.unique(mask)) == {0.0, 1.0}
+    np.testing.assert_array_equal(mask.sum(axis=(1, 2, 3)), 410)
+    right = mask[:, :, 32:].sum() / mask.sum()
+    assert 0.05 < right < 0.3  # about 1/7 in expectation
+    assert mask[:, :4, :4].max() == 0.0
+    np.testing.assert_array_equal(mask, dai.sampled_mask(sampling_map, 0.1, 7))
+    assert not np.array_equal(mask, dai.sampled_mask(sampling_map, 0.1, 8))
+    with pytest.raises(ValueError, match="received 1.5"):
+        dai.sampled_mask(sampling_map, 1.5, 7)
+
+
 def test_nete_training_masks_are_bernoulli_per_pixel():
     masks = dai.nete_training_masks((16, 64, 64, 3), 0.1, seed=[1, 2]).numpy()
     assert masks.shape == (16, 64, 64, 1)
@@ -160,6 +178,8 @@ def test_netm_nete_inpaint_topk_and_bernoulli():
     first, _ = dai.netm_nete_inpaint(netm, nete, image, seed=3)
     again, _ = dai.netm_nete_inpaint(netm, nete, image, seed=3)
     np.testing.assert_array_equal(first.numpy(), again.numpy())
+    sampled, _ = dai.netm_nete_inpaint(netm, nete, image, binarisation="sampled")
+    np.testing.assert_array_equal(sampled.numpy().sum(axis=(1, 2, 3)), 410)
     with pytest.raises(ValueError, match="received 'dither'"):
         dai.netm_nete_inpaint(netm, nete, image, binarisation="dither")
 

@@ -16,6 +16,7 @@ from helpers import synthetic_image
 
 from wgimask import run_folder
 from wgimask.nn import dai
+from wgimask.serve import dai_export
 from wgimask.train import dai as train_dai
 
 SMALL = train_dai.DaiSettings(
@@ -132,6 +133,12 @@ def test_netm_training_against_frozen_nete(tmp_path, images):
     assert mask.shape == (2, 64, 64, 1)
     assert set(np.unique(mask)) <= {0.0, 1.0}
     assert (mask.sum(axis=(1, 2, 3)) == round(0.2 * 64 * 64)).all()
+    # The weighted draw of the evaluation's default, with a fixed seed.
+    maps = run.model({"image": image}, training=False)
+    np.testing.assert_array_equal(
+        mask, dai.sampled_mask(maps, 0.2, dai_export.SERVING_SEED).numpy()
+    )
+    np.testing.assert_array_equal(serve(image=image)["mask"].numpy(), mask)
     masks = tf.constant(mask)
     expected = nete({"image": image * masks, "mask": masks}, training=False).numpy()
     expected = np.where(mask > 0.5, image.numpy(), expected)

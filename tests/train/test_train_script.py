@@ -383,6 +383,12 @@ def test_dai_modes_train_through_the_script(flags_parsed, tmp_path, capsys):
     flags_parsed("--mode=nete", f"--model_dir={nete_run}", *common, pack=False)
     train.main(["train.py"])
     assert dai.model_path(nete_run, "nete").is_file()
+    # The default split holds out a fifth of the photos: one validation per
+    # epoch, the best weights kept, the values in TensorBoard's folder.
+    history = (nete_run / "validation.jsonl").read_text().splitlines()
+    assert [json.loads(row)["step"] for row in history] == [2]
+    assert dai.model_path(nete_run, "nete", best=True).is_file()
+    assert list((nete_run / "logs").glob("events.out.tfevents.*"))
     flags_parsed("--mode=netm", f"--model_dir={netm_run}", *common, pack=False)
     with pytest.raises(SystemExit, match="needs --init_from"):
         train.main(["train.py"])
@@ -396,3 +402,17 @@ def test_dai_modes_train_through_the_script(flags_parsed, tmp_path, capsys):
     train.main(["train.py"])
     assert dai.model_path(netm_run, "netm").is_file()
     assert "netm step 2/2" in capsys.readouterr().out
+
+
+def test_dai_modes_name_a_bad_validation_folder(flags_parsed, tmp_path):
+    flags_parsed(
+        "--mode=nete",
+        f"--model_dir={tmp_path / 'run'}",
+        f"--validation_dir={tmp_path / 'missing'}",
+        pack=False,
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["train.py"])
+    message = str(exit_info.value.code)
+    assert message.startswith("train.py: --validation_dir: ")
+    assert "\n" not in message and not (tmp_path / "run").exists()

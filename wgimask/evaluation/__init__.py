@@ -18,6 +18,7 @@ _LAZY = {
     "EvaluationConfig": "config",
     "LEARNED_DEVICES": "config",
     "MG_DENSITY_MODES": "config",
+    "NETM_MASK_MODES": "config",
     "Method": "config",
     "parse_method": "config",
     "split_nlpe": "config",

@@ -62,6 +62,8 @@ LEARNED_OPERATORS = ("wgain", "mg", "nete")
 #: Dai et al.'s networks (`wgimask.nn.dai`): model kind -> network name.
 DAI_KINDS = ("nete", "netm")
 MG_DENSITY_MODES = ("exact", "raw")
+#: `wgimask.nn.dai.BINARISATIONS`, the default first (no TensorFlow import).
+NETM_MASK_MODES = ("sampled", "bernoulli", "topk")
 LEARNED_DEVICES = ("auto", "cpu")
 
 
@@ -220,6 +222,10 @@ class EvaluationConfig:
         seed: Seeds every random mask method; a seed repeats the results.
         mg_density: ``exact`` keeps the round(D N) most confident mask-GAN
             pixels; ``raw`` uses the mask GAN's binary mask as it comes.
+        netm_masks: How NetM's map becomes a mask (`wgimask.nn.dai`):
+            ``sampled`` (round(D N) pixels drawn with the map's chances, the
+            default), ``bernoulli`` (Dai's; the density only in expectation)
+            or ``topk`` (the round(D N) largest values).
         ps_candidate_fraction: PS's fraction p of mask points drawn as removal
             candidates per step; ``None`` keeps the baselines' default.
         ps_removal_fraction: PS's fraction q of the candidates removed per
@@ -246,6 +252,7 @@ class EvaluationConfig:
     max_images: int | None = None
     seed: int = 0
     mg_density: str = "exact"
+    netm_masks: str = "sampled"
     ps_candidate_fraction: float | None = None
     ps_removal_fraction: float | None = None
     nlpe_cycles: float = 5
@@ -323,6 +330,11 @@ class EvaluationConfig:
                 "mg_density",
                 f"must be one of {', '.join(MG_DENSITY_MODES)}, "
                 f"got {self.mg_density!r}",
+            )
+        if self.netm_masks not in NETM_MASK_MODES:
+            raise ConfigError(
+                "netm_masks",
+                f"must be one of {', '.join(NETM_MASK_MODES)}, got {self.netm_masks!r}",
             )
         for field in ("ps_candidate_fraction", "ps_removal_fraction"):
             value = getattr(self, field)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wgimask import run_folder
 from wgimask.evaluation.reports import EvaluationError
 
 if TYPE_CHECKING:
@@ -92,7 +93,8 @@ def model_path(models_dir: str | Path, kind: str, density: float | None) -> Path
     if kind in ("nete", "netm"):
         if density is None:
             raise ValueError(f"a {kind} model needs a density, got None")
-        return root / f"{kind}-{density:g}" / "export" / f"{kind}.keras"
+        # The run's served weights: its best when it validated.
+        return run_folder.served_dai_model(root / f"{kind}-{density:g}", kind)
     if kind not in ("mask_gan", "joint_inpainter"):
         raise ValueError(f"unknown model kind {kind!r}")
     if density is None:
@@ -259,9 +261,10 @@ class LearnedModels:
 class DaiModel:
     """Dai et al.'s NetE or NetM, with the methods the evaluation calls.
 
-    NetM's masks keep exactly round(D H W) pixels, its map's largest values
-    (`wgimask.nn.dai.topk_mask`; Dai samples Bernoulli masks instead), as
-    every mask of the evaluation does. NetE's inpainting keeps the known
+    NetM's masks: its map binarised by `wgimask.nn.dai` (``sampled`` by
+    default: exactly round(D H W) pixels, as every mask of the evaluation,
+    drawn with the map's chances; Dai's ``bernoulli``; or ``topk``). NetE's
+    inpainting keeps the known
     pixels (Dai returns the network's output everywhere), as every operator
     of the evaluation does.
     """
@@ -291,14 +294,46 @@ class DaiModel:
         channels = int((image if image is not None else network.inputs[0]).shape[-1])
         return cls(path, network, channels)
 
-    def mask(self, images, density: float):
-        """(N, H, W) bool: the round(D H W) largest values of NetM's map."""
+    def mask(
+        self,
+        images,
+        density: float,
+        binarisation: str = "sampled",
+        *,
+        seeds=None,
+    ):
+        """(N, H, W) bool: NetM's map binarised.
+
+        Args:
+            images: (N, H, W, C) images in [0, 1].
+            density: D.
+            binarisation: One of `wgimask.nn.dai.BINARISATIONS`.
+            seeds: One seed per image for the random binarisations (default
+                0 for each); an image's mask depends on its seed only.
+        """
         import numpy as np
 
         from wgimask.nn import dai
 
         sampling_map = self.network({"image": images}, training=False)
-        return np.asarray(dai.topk_mask(sampling_map, density))[..., 0] > 0.5
+        if binarisation == "topk":
+            return np.asarray(dai.topk_mask(sampling_map, density))[..., 0] > 0.5
+        if binarisation not in dai.BINARISATIONS:
+            raise ValueError(
+                f"`binarisation` must be one of {', '.join(dai.BINARISATIONS)}, "
+                f"received {binarisation!r}."
+            )
+        seeds = [0] * len(images) if seeds is None else list(seeds)
+        masks = []
+        for one_map, seed in zip(sampling_map, seeds, strict=True):
+            # Seeds wider than int64 fold into a pair (stateless draws).
+            pair = [seed % 2**31, seed // 2**31 % 2**31]
+            one_map = one_map[None]
+            if binarisation == "sampled":
+                masks.append(dai.sampled_mask(one_map, density, pair))
+            else:
+                masks.append(dai.bernoulli_mask(one_map, pair))
+        return np.concatenate([np.asarray(m) for m in masks])[..., 0] > 0.5
 
     def inpaint(self, images, masks):
         """NetE's inpainting, the known pixels kept."""

@@ -20,7 +20,9 @@ A *method* is a mask method combined with an inpainting operator, written
   jointly with the mask GAN of density D), ``nete`` (Dai et al.'s NetE of
   density D, ``DIR/nete-<D>/export/nete.keras``, 64 px images only); the
   mask ``netm`` is Dai et al.'s NetM of density D
-  (``DIR/netm-<D>/export/netm.keras``), its round(D N) largest values.
+  (``DIR/netm-<D>/export/netm.keras``), its map binarised as
+  ``netm_masks`` says (default: round(D N) pixels drawn with the map's
+  chances).
 
 ``mg`` alone means ``mg+mg``: the mask GAN's mask inpainted by its own
 generator. PS and NLPE optimise the mask for homogeneous diffusion whatever
@@ -231,7 +233,7 @@ class _Pipeline:
         elif mask == "netm":
             model = self.models.get("netm", density)
             with self.models.device():
-                masks = model.mask(images, density)
+                masks = model.mask(images, density, self.config.netm_masks, seeds=seeds)
         elif mask == "mg":
             # wgimask.inference: the same code as the wgimask command.
             model = self.models.get("mask_gan", density)

@@ -12,9 +12,11 @@ A ``train.py --mode=nete`` run folder's ``export/`` holds, beside
 A ``--mode=netm`` run folder's ``export/`` holds, beside ``netm.keras``:
 
 * ``netm/``: SavedModel; ``serving_default`` takes ``image`` (64x64) and
-  returns ``mask`` (exactly round(D H W) known pixels: the largest values of
-  NetM's map, `wgimask.nn.dai.topk_mask`, as the evaluation's mask ``netm``;
-  Dai samples a Bernoulli mask instead) and ``inpainted`` (the frozen NetE
+  returns ``mask`` (exactly round(D H W) known pixels drawn with the
+  chances of NetM's map, `wgimask.nn.dai.sampled_mask` with the fixed seed
+  `SERVING_SEED`, as the evaluation's default mask ``netm``: the same image
+  gets the same mask; Dai samples a Bernoulli mask instead) and
+  ``inpainted`` (the frozen NetE
   the run was trained against, known pixels kept): Dai's test pipeline
   (`wgimask.nn.dai.netm_nete_inpaint`) with the exact density.
 
@@ -60,6 +62,11 @@ def _inpaint(nete: keras.Model, image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.where(mask > 0.5, image, out)
 
 
+#: The seed of the ``netm`` signature's weighted draw (a request's mask is
+#: reproducible).
+SERVING_SEED = 0
+
+
 def serve_nete(nete: keras.Model, image: tf.Tensor, mask: tf.Tensor) -> dict:
     """The ``nete`` signature: NetE's inpainting, known pixels kept."""
     image = _fixed(image, nete.channels)
@@ -69,7 +76,9 @@ def serve_nete(nete: keras.Model, image: tf.Tensor, mask: tf.Tensor) -> dict:
 def serve_netm(netm: keras.Model, nete: keras.Model, image: tf.Tensor) -> dict:
     """The ``netm`` signature: NetM's exact-density mask and NetE's inpainting."""
     image = _fixed(image, netm.channels)
-    mask = dai.topk_mask(netm({"image": image}, training=False), netm.density)
+    mask = dai.sampled_mask(
+        netm({"image": image}, training=False), netm.density, SERVING_SEED
+    )
     return {"mask": mask, "inpainted": _inpaint(nete, image, mask)}
 
 

@@ -43,7 +43,8 @@ Deviations (all stated where they apply):
   own part of the batch (Dai trained on one GPU).
 * Validation (``validate_every`` steps, off by default; Dai: every epoch)
   reports the mean per-image PSNR (Dai: the PSNR of each batch's MSE,
-  averaged) on fixed masks.
+  averaged) on fixed masks. The step values go to TensorBoard (the run
+  folder's ``logs/``) every 10 steps and at every validation.
 
 ``train.py --mode=nete|netm`` fills `DaiSettings` from its flags; ``run_dir``
 is the run folder, `crop_stream` the data, ``progress`` a per-step callback.
@@ -160,6 +161,8 @@ def _run(
         iterator = iter(stream)
         last_saved = step
         ran = 0
+        # TensorBoard: the step values every 10 steps and every validation.
+        writer = tf.summary.create_file_writer(str(run_dir / run_folder.LOGS))
         while step < settings.steps:
             try:
                 images = run.check_batch(next(iterator))
@@ -193,8 +196,13 @@ def _run(
             if step % settings.checkpoint_every == 0 or step == settings.steps:
                 run.manager.save(checkpoint_number=step)
                 last_saved = step
+            if step % 10 == 0 or "validation/psnr" in values:
+                with writer.as_default(step=step):
+                    for name, value in values.items():
+                        tf.summary.scalar(name, value)
             if progress is not None:
                 progress(step, values)
+        writer.close()
         if step != last_saved:
             run.manager.save(checkpoint_number=step)
         run.export()

@@ -34,8 +34,8 @@ DAI_BETA_1 = {"nete": 0.5, "netm": 0.9}
 NETE_MASKS = ("bernoulli", "exact")
 #: The trained network as a .keras file in the run's `run_folder.EXPORT`
 #: folder: latest weights, and the best validated ones (when validated).
-MODEL_FILE = "{network}.keras"
-BEST_MODEL_FILE = "{network}_best.keras"
+MODEL_FILE = run_folder.DAI_MODEL_FILE
+BEST_MODEL_FILE = run_folder.DAI_BEST_MODEL_FILE
 #: Settings a run may change when it resumes (how long, how fast, how often).
 RESUMABLE_SETTINGS = frozenset(
     {

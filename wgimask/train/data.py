@@ -274,6 +274,52 @@ def split_images(
     return [images[i] for i in train], [images[i] for i in val]
 
 
+def source_split(
+    data_dir: str | None,
+    channels: int,
+    *,
+    validation_dir: str | None = None,
+    validation_fraction: float = 0.0,
+    seed: int = 0,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """A run's training and validation images: the one rule every mode uses.
+
+    With ``validation_dir`` all of ``data_dir`` trains; otherwise
+    `split_images` holds out ``validation_fraction`` of it (the embedded
+    photos keep the views of one scene on one side).
+
+    Args:
+        data_dir: The training folder; None: the embedded photos.
+        channels: 1 or 3.
+        validation_dir: An optional folder of validation images.
+        validation_fraction: Fraction in [0, 1) held out without
+            ``validation_dir`` (0: no validation).
+        seed: Seed of the split.
+
+    Returns:
+        (training images, validation images, training names).
+
+    Raises:
+        FileNotFoundError, NotADirectoryError, ValueError: for a missing, wrong
+            or empty folder (prefixed "validation_dir: " for that one).
+    """
+    images, names = source_images(data_dir, channels)
+    if validation_dir is not None:
+        try:
+            validation, _ = source_images(validation_dir, channels)
+        except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+            # Name the field: the same exceptions come from data_dir above.
+            raise type(error)(f"validation_dir: {error}") from error
+        return images, validation, names
+    groups = EMBEDDED_PHOTO_GROUPS if data_dir is None else None
+    train, val = split_indices(len(images), validation_fraction, seed, groups=groups)
+    return (
+        [images[i] for i in train],
+        [images[i] for i in val],
+        [names[i] for i in train],
+    )
+
+
 # --------------------------------------------------------------------------
 # tf.data pipelines
 # --------------------------------------------------------------------------

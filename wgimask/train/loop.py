@@ -99,7 +99,12 @@ def validation_crop_mode(config: TrainingConfig) -> str:
     """The `data.validation_crops` mode that "auto" stands for."""
     if config.validation_crops != "auto":
         return config.validation_crops
-    return "tiles" if config.data_dir is None else "center"
+    return validation_crop_mode_for(config.data_dir)
+
+
+def validation_crop_mode_for(data_dir: str | None) -> str:
+    """ "auto": tiles of the few large embedded photos, else centre crops."""
+    return "tiles" if data_dir is None else "center"
 
 
 def prepare_images(config: TrainingConfig):
@@ -115,22 +120,12 @@ def prepare_images(config: TrainingConfig):
         FileNotFoundError, NotADirectoryError, ValueError: for a missing, wrong
             or empty data folder (prefixed "validation_dir: " for that one).
     """
-    images, names = data.source_images(config.data_dir, config.channels)
-    if config.validation_dir is not None:
-        try:
-            validation, _ = data.source_images(config.validation_dir, config.channels)
-        except (FileNotFoundError, NotADirectoryError, ValueError) as error:
-            # Name the field: the same exceptions come from data_dir above.
-            raise type(error)(f"validation_dir: {error}") from error
-        return images, validation, names
-    groups = data.EMBEDDED_PHOTO_GROUPS if config.data_dir is None else None
-    train_idx, val_idx = data.split_indices(
-        len(images), config.validation_fraction, config.seed, groups=groups
-    )
-    return (
-        [images[i] for i in train_idx],
-        [images[i] for i in val_idx],
-        [names[i] for i in train_idx],
+    return data.source_split(
+        config.data_dir,
+        config.channels,
+        validation_dir=config.validation_dir,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
     )
 
 
