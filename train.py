@@ -357,6 +357,9 @@ def train_dai() -> None:
             )
     except (ValueError, run_folder.RunFolderError, FloatingPointError) as error:
         sys.exit(f"train.py: {error}")
+    except loop.TrainingInterruptedError as error:
+        print(f"train.py: {error}", file=sys.stderr)
+        sys.exit(128 + error.signum)  # as a shell reports a signal's death
     path = dai.model_path(FLAGS.model_dir, network)
     print(
         f"Exported {path} (step {run.step}) and the SavedModel {path.parent / network}"

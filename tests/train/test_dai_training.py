@@ -251,3 +251,24 @@ def test_two_replicas_train_and_resume(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "steps 4 6 0.2" in result.stdout, result.stdout
+
+
+def test_resumed_runs_continue_their_training_time(tmp_path):
+    # The validation rows carry the training steps' wall and CPU seconds; a
+    # resumed run goes on from the last row at or before its step (rows of
+    # steps after the checkpoint, and rows without the times, count as 0).
+    rows = [
+        {"step": 2, "psnr": 20.0},
+        {"step": 4, "psnr": 21.0, "train_seconds": 3.0, "train_cpu_seconds": 5.0},
+        {"step": 6, "psnr": 22.0, "train_seconds": 4.5, "train_cpu_seconds": 7.0},
+    ]
+    (tmp_path / run_folder.HISTORY).write_text(
+        "".join(json.dumps(row) + "\n" for row in rows)
+    )
+    resumed = train_dai._resumed_timing
+    assert resumed(tmp_path, 5) == {"train_seconds": 3.0, "train_cpu_seconds": 5.0}
+    assert resumed(tmp_path, 3) == {"train_seconds": 0.0, "train_cpu_seconds": 0.0}
+    assert resumed(tmp_path / "new", 0) == {
+        "train_seconds": 0.0,
+        "train_cpu_seconds": 0.0,
+    }

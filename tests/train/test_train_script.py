@@ -387,6 +387,7 @@ def test_dai_modes_train_through_the_script(flags_parsed, tmp_path, capsys):
     # epoch, the best weights kept, the values in TensorBoard's folder.
     history = (nete_run / "validation.jsonl").read_text().splitlines()
     assert [json.loads(row)["step"] for row in history] == [2]
+    assert json.loads(history[0])["train_cpu_seconds"] > 0
     assert dai.model_path(nete_run, "nete", best=True).is_file()
     assert list((nete_run / "logs").glob("events.out.tfevents.*"))
     flags_parsed("--mode=netm", f"--model_dir={netm_run}", *common, pack=False)
@@ -416,3 +417,42 @@ def test_dai_modes_name_a_bad_validation_folder(flags_parsed, tmp_path):
     message = str(exit_info.value.code)
     assert message.startswith("train.py: --validation_dir: ")
     assert "\n" not in message and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_signal_stops_a_dai_run_after_a_checkpoint_of_the_step(tmp_path):
+    # --mode=nete/netm share the one-line stop of the other modes.
+    signum = signal.SIGINT
+    write_images(tmp_path / "photos")
+    model_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "--mode=nete",
+        f"--data_dir={tmp_path / 'photos'}",
+        f"--model_dir={model_dir}",
+        "--batch_size=4",
+        "--model_size=tiny",
+        "--epochs=1",
+        "--steps_per_epoch=100000",
+        "--checkpoint_every=100000",
+        "--validation_fraction=0",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    for line in process.stdout:  # the first progress line: the loop runs
+        if line.startswith("nete step 10/"):
+            break
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, err[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith("train.py:")]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert "stopped by SIGINT after step" in lines[0] and "resume" in lines[0]
+    step = int(lines[0].split("after step ")[1].split()[0])
+    assert 10 <= step < 100000
+    saved = tf.train.latest_checkpoint(str(model_dir / run_folder.CHECKPOINTS))
+    assert saved is not None and saved.endswith(f"-{step}")
+    assert not (model_dir / "export").exists()  # stopped runs do not export

@@ -63,6 +63,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Iterable
 
 import keras
@@ -89,6 +90,7 @@ from wgimask.train.dai_trainer import (  # noqa: F401 - part of this module's AP
     DaiTrainer,
     default_strategy,
 )
+from wgimask.train.interrupts import TrainingInterruptedError, stop_requests
 
 Progress = Callable[[int, dict[str, float]], None]
 Batches = Iterable | Callable[[int], Iterable]
@@ -163,45 +165,60 @@ def _run(
         ran = 0
         # TensorBoard: the step values every 10 steps and every validation.
         writer = tf.summary.create_file_writer(str(run_dir / run_folder.LOGS))
-        while step < settings.steps:
-            try:
-                images = run.check_batch(next(iterator))
-            except StopIteration:
-                logging.warning("The data ended at step %d of %d", step, settings.steps)
-                break
-            if (
-                settings.optimizer_reset_every
-                and step
-                and step % settings.optimizer_reset_every == 0
-            ):
-                run.reset_optimizer()
-            masks = run.training_masks(images, step) if network == "nete" else None
-            values = {k: float(v) for k, v in run.train_step(images, masks).items()}
-            step += 1
-            ran += 1
-            if not math.isfinite(values["loss"]):
-                raise FloatingPointError(
-                    f"{network} training stopped at step {step}: the loss is "
-                    f"{values['loss']}; the last checkpoint is step {last_saved} "
-                    "(lower the learning rate, or check the data)"
-                )
-            if settings.validate_every and step % settings.validate_every == 0:
-                scores = run.validate(validation)
-                if best is None or scores["psnr"] > best["psnr"]:
-                    run.save_best(scores["psnr"], step)
-                    best = {"psnr": scores["psnr"], "step": step}
-                with open(run_dir / run_folder.HISTORY, "a", encoding="utf-8") as f:
-                    f.write(json.dumps({"step": step, **scores}) + "\n")
-                values |= {f"validation/{k}": v for k, v in scores.items()}
-            if step % settings.checkpoint_every == 0 or step == settings.steps:
-                run.manager.save(checkpoint_number=step)
-                last_saved = step
-            if step % 10 == 0 or "validation/psnr" in values:
-                with writer.as_default(step=step):
-                    for name, value in values.items():
-                        tf.summary.scalar(name, value)
-            if progress is not None:
-                progress(step, values)
+        timing = _resumed_timing(run_dir, step)
+        with stop_requests() as stop:
+            while step < settings.steps:
+                started, started_cpu = time.perf_counter(), time.process_time()
+                try:
+                    images = run.check_batch(next(iterator))
+                except StopIteration:
+                    logging.warning(
+                        "The data ended at step %d of %d", step, settings.steps
+                    )
+                    break
+                if (
+                    settings.optimizer_reset_every
+                    and step
+                    and step % settings.optimizer_reset_every == 0
+                ):
+                    run.reset_optimizer()
+                masks = run.training_masks(images, step) if network == "nete" else None
+                values = {k: float(v) for k, v in run.train_step(images, masks).items()}
+                # The training steps' times, the batch's data included, validation
+                # and checkpoints not (as the other modes' validation.jsonl).
+                timing["train_seconds"] += time.perf_counter() - started
+                timing["train_cpu_seconds"] += time.process_time() - started_cpu
+                step += 1
+                ran += 1
+                if not math.isfinite(values["loss"]):
+                    raise FloatingPointError(
+                        f"{network} training stopped at step {step}: the loss is "
+                        f"{values['loss']}; the last checkpoint is step {last_saved} "
+                        "(lower the learning rate, or check the data)"
+                    )
+                if settings.validate_every and step % settings.validate_every == 0:
+                    scores = run.validate(validation)
+                    if best is None or scores["psnr"] > best["psnr"]:
+                        run.save_best(scores["psnr"], step)
+                        best = {"psnr": scores["psnr"], "step": step}
+                    with open(run_dir / run_folder.HISTORY, "a", encoding="utf-8") as f:
+                        f.write(json.dumps({"step": step, **scores, **timing}) + "\n")
+                    values |= {f"validation/{k}": v for k, v in scores.items()}
+                if step % settings.checkpoint_every == 0 or step == settings.steps:
+                    run.manager.save(checkpoint_number=step)
+                    last_saved = step
+                if step % 10 == 0 or "validation/psnr" in values:
+                    with writer.as_default(step=step):
+                        for name, value in values.items():
+                            tf.summary.scalar(name, value)
+                if progress is not None:
+                    progress(step, values)
+                if stop:
+                    # A complete, finite step: keep it.
+                    if step != last_saved:
+                        run.manager.save(checkpoint_number=step)
+                    writer.close()
+                    raise TrainingInterruptedError(step, stop[0])
         writer.close()
         if step != last_saved:
             run.manager.save(checkpoint_number=step)
@@ -210,6 +227,20 @@ def _run(
             {name: float(t.result()) for name, t in run.trackers.items()} if ran else {}
         )
         return DaiRun(model=run.model, step=step, metrics=metrics, best=best)
+
+
+def _resumed_timing(run_dir, step: int) -> dict[str, float]:
+    """Wall and CPU seconds of the training steps up to ``step``, from the
+    last validation row at or before it (0 for rows that lack them)."""
+    path = run_dir / run_folder.HISTORY
+    rows = []
+    if path.exists():
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    rows = [row for row in rows if row["step"] <= step]
+    return {
+        key: float(rows[-1].get(key, 0.0)) if rows else 0.0
+        for key in ("train_seconds", "train_cpu_seconds")
+    }
 
 
 # --------------------------------------------------------------------------

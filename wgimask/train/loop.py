@@ -17,7 +17,6 @@ import os
 import pathlib
 import signal
 import sys
-import threading
 import time
 
 import keras
@@ -29,6 +28,10 @@ from wgimask import run_folder
 from wgimask.config import TrainingConfig
 from wgimask.serve.export import export_models
 from wgimask.train import checkpoints, cluster, data, warm_start
+from wgimask.train.interrupts import (  # noqa: F401 - part of this module's API
+    TrainingInterruptedError,
+    stop_requests,
+)
 from wgimask.train.trainer import GRAD_NORM, Trainer, write_json
 
 # Number of validation images written to TensorBoard at each epoch end.
@@ -45,54 +48,6 @@ _CHECKED = {
 
 class NonFiniteError(FloatingPointError):
     """Training stopped because a loss or gradient norm became NaN or inf."""
-
-
-class TrainingInterruptedError(Exception):
-    """Training stopped by SIGINT or SIGTERM after a checkpoint of its step.
-
-    Attributes:
-        step: The last step trained and checkpointed (by all workers of a
-            cluster together).
-        signum: The signal (``here`` False: the one another worker got).
-    """
-
-    def __init__(self, step: int, signum: int, here: bool = True):
-        name = signal.Signals(signum).name
-        cause = f"by {name}" if here else f"with another worker ({name} there)"
-        super().__init__(
-            f"stopped {cause} after step {step} (checkpoint of step {step} "
-            "written); rerun the same command to resume"
-        )
-        self.step, self.signum = step, signum
-
-
-@contextlib.contextmanager
-def _stop_requests():
-    """SIGINT and SIGTERM ask the loop to stop after the current step.
-
-    Yields a list that holds the signal once one arrived. A second signal
-    stops at once (the default handlers are back by then).
-    """
-    requested: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield requested  # handlers can only be set in the main thread
-        return
-
-    def request(signum, frame):
-        requested.append(signum)
-        for each in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(each, previous[each])
-
-    previous = {
-        each: signal.getsignal(each) for each in (signal.SIGINT, signal.SIGTERM)
-    }
-    for each in previous:
-        signal.signal(each, request)
-    try:
-        yield requested
-    finally:
-        for each, handler in previous.items():
-            signal.signal(each, handler)
 
 
 def validation_crop_mode(config: TrainingConfig) -> str:
@@ -401,7 +356,7 @@ def _train_loop(trainer: Trainer, train_images, val_images, train_names, agree) 
         print(f"Validating epoch {start // config.steps_per_epoch} (missed before)")
         best = _validate_epoch(trainer, validation, writer, start, best, timing)
 
-    with _stop_requests() as stop:
+    with stop_requests() as stop:
         _steps(trainer, iterator, validation, writer, start, best, timing, stop, agree)
 
 
