@@ -3,6 +3,8 @@
     python recipes/ship_pretrained.py --runs=runs/pretrained
     python recipes/ship_pretrained.py --names=joint-0.05,joint-0.1,joint-0.2
 
+    python recipes/ship_pretrained.py --runs=runs/dai --names=nete-0.1,netm-0.1
+
 For each run (joint-0.05, joint-0.1, joint-0.2, inpaint) it copies the run's
 config.json, the SavedModels of its export folder (``mask_gan/`` for the
 joint runs, ``inpainter/``) and their LiteRT parts (``lite/``), and writes
@@ -13,6 +15,10 @@ its validation.jsonl.
 It also copies the generators' ``.keras`` files, from which inference loads
 the Keras networks; the critic stays in the run folder: the package ships
 what the ``wgimask`` command and evaluate.py load, a few MB per run.
+
+For Dai et al.'s runs (nete-<D>, netm-<D>, `ship_dai`) it copies the served
+``.keras`` file, the serving SavedModel and config.json, and writes
+``training.json`` from the run's validation.jsonl.
 """
 
 from __future__ import annotations
@@ -26,9 +32,15 @@ import sys
 
 from absl import app, flags
 
+from wgimask import run_folder
 from wgimask.serve.model_files import keras_file
 
+DENSITIES = ("0.05", "0.1", "0.2")
 RUN_NAMES = ("joint-0.05", "joint-0.1", "joint-0.2", "inpaint")
+#: Dai et al.'s networks of the paper's Table 2 (``train.py --mode=nete|netm``).
+DAI_RUN_NAMES = tuple(
+    f"{network}-{density}" for network in ("nete", "netm") for density in DENSITIES
+)
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[1] / "wgimask" / "pretrained"
 # absl's log prefix: I1124 00:02:07.096596
 _LOG_TIME = re.compile(rb"^[IWEF](\d{4}) (\d\d:\d\d:\d\d\.\d+) ", re.MULTILINE)
@@ -55,8 +67,50 @@ def wall_seconds(log: pathlib.Path) -> float:
     return (last - first).total_seconds()
 
 
+def ship_dai(run: pathlib.Path, target: pathlib.Path) -> dict:
+    """Copies a NetE or NetM run's served network into `target`.
+
+    The served weights (the best validated ones, else the latest;
+    `run_folder.served_dai_model`) as the ``.keras`` file that evaluate.py
+    loads, and the run's serving SavedModel, which holds the same weights.
+
+    Returns:
+        The training facts written to ``training.json``: steps, the best
+        validation, and the training steps' wall and CPU seconds that the
+        run's ``validation.jsonl`` records.
+    """
+    network = run.name.split("-")[0]
+    served = run_folder.served_dai_model(run, network)
+    saved_model = run / "export" / network
+    for path in (served, saved_model / "saved_model.pb", run / "config.json"):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing")
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "export").mkdir(parents=True)
+    shutil.copy2(run / "config.json", target / "config.json")
+    shutil.copy2(served, target / "export" / served.name)
+    shutil.copytree(saved_model, target / "export" / network)
+    config = json.loads((run / "config.json").read_text())
+    best = run / "best" / "best.json"
+    facts = {
+        "steps": config["steps"],
+        "best": json.loads(best.read_text()) if best.exists() else None,
+    }
+    validation = run / "validation.jsonl"
+    if validation.exists():
+        last = json.loads(validation.read_text().splitlines()[-1])
+        for key in ("train_seconds", "train_cpu_seconds"):
+            if key in last:
+                facts[key] = round(last[key])
+    (target / "training.json").write_text(json.dumps(facts, indent=2) + "\n")
+    return facts
+
+
 def ship(run: pathlib.Path, target: pathlib.Path) -> dict:
     """Copies one run's exports into `target`; returns its training facts."""
+    if run.name.startswith(("nete-", "netm-")):
+        return ship_dai(run, target)
     export = run / "export"
     leaves = ["inpainter"] + (["mask_gan"] if run.name.startswith("joint") else [])
     for leaf in leaves:
@@ -107,9 +161,12 @@ def main(argv):
     del argv
     runs = pathlib.Path(FLAGS.runs)
     try:
-        unknown = sorted(set(FLAGS.names) - set(RUN_NAMES))
+        unknown = sorted(set(FLAGS.names) - set(RUN_NAMES + DAI_RUN_NAMES))
         if unknown:
-            sys.exit(f"ship_pretrained.py: --names: unknown {unknown}; use {RUN_NAMES}")
+            sys.exit(
+                f"ship_pretrained.py: --names: unknown {unknown}; use "
+                f"{RUN_NAMES + DAI_RUN_NAMES}"
+            )
         for name in FLAGS.names:
             facts = ship(runs / name, PACKAGE_DIR / name)
             print(f"{name}: {facts}")
