@@ -5,12 +5,15 @@
 
 Each setting is START:GROWTH of `wgimask.masks.densification_mask` (the
 start's fraction of the points and the growth per step; the defaults are
-0.1:0.15, about 17 inpaintings). For every photo, density and setting it
-prints the number of ranking inpaintings, the seconds of the mask and the
-PSNR of homogeneous diffusion from it (the compiled multigrid to 1e-6), and
-the PSNR difference to the first setting. Photos are read as the command
-reads them (`wgimask.image_files.load_image`, colour). The CPU is named in
-the output; run it on an otherwise idle machine for timings.
+0.1:0.15, about 17 inpaintings), optionally followed by ``:grey``: the mask
+is then grown on the photo's channel mean (one channel to solve per step
+instead of three), and judged, as every setting, by colour diffusion. For
+every photo, density and setting it prints the number of ranking
+inpaintings, the seconds of the mask and the PSNR of homogeneous diffusion
+from it (the compiled multigrid to 1e-6), and the PSNR difference to the
+first setting. Photos are read as the command reads them
+(`wgimask.image_files.load_image`, colour). The CPU is named in the output;
+run it on an otherwise idle machine for timings.
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ def main(argv: list[str]) -> None:
     photos = [pathlib.Path(p) for p in argv[1:]]
     if not photos:
         raise app.UsageError("give one or more photos")
-    settings = [tuple(float(v) for v in s.split(":")) for s in FLAGS.settings]
+    settings = []
+    for setting in FLAGS.settings:
+        parts = setting.split(":")
+        grey = parts[2:] == ["grey"]
+        if len(parts) - grey != 2:
+            raise app.UsageError(f"--settings: {setting!r} is not START:GROWTH[:grey]")
+        settings.append((float(parts[0]), float(parts[1]), grey))
     print(f"CPU: {cpu_description()}")
     solves = []
     solve = inpainting.solve_checked
@@ -54,17 +63,19 @@ def main(argv: list[str]) -> None:
         height, width = image.shape[:2]
         for density in (float(d) for d in FLAGS.densities):
             first = None
-            for start, growth in settings:
+            for start, growth, grey in settings:
                 solves.clear()
                 t = time.perf_counter()
-                mask = densification_mask(image, density, start=start, growth=growth)
+                source = image.mean(axis=2, keepdims=True) if grey else image
+                mask = densification_mask(source, density, start=start, growth=growth)
                 seconds = time.perf_counter() - t
                 u = np.clip(baselines.inpaint(image, mask), 0.0, 1.0)
                 psnr = metrics.psnr(image, u)
                 first = psnr if first is None else first
                 print(
                     f"{path.name} {width}x{height} D={density:g} "
-                    f"start={start:g} growth={growth:g}: {len(solves)} "
+                    f"start={start:g} growth={growth:g}"
+                    f"{' grey' if grey else ''}: {len(solves)} "
                     f"inpaintings, {seconds:.1f} s, PSNR {psnr:.3f} dB "
                     f"({psnr - first:+.3f})",
                     flush=True,
