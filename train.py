@@ -284,11 +284,29 @@ def train_dai() -> None:
     """``--mode=nete`` / ``--mode=netm``: Dai et al.'s networks."""
     import keras
 
-    from wgimask.train import dai
+    from wgimask.train import dai, data, loop
 
     network = FLAGS.mode
-    from wgimask.train import data, loop
-
+    # The flags first, before any image is read.
+    fraction = FLAGS.validation_fraction
+    if not 0.0 <= fraction < 1.0:
+        sys.exit(f"train.py: --validation_fraction must be in [0, 1), got {fraction}")
+    try:
+        settings = dai_settings_from_flags(
+            validating=FLAGS.validation_dir is not None or fraction > 0
+        )
+        source = None
+        if network == "netm":
+            if not FLAGS.init_from or len(FLAGS.init_from) != 1:
+                raise ValueError(
+                    "--mode=netm needs --init_from=RUN_DIR, one trained NetE run"
+                )
+            # The weights NetE's run serves: its best when it validated.
+            source = run_folder.served_dai_model(FLAGS.init_from[0], "nete")
+            if not source.is_file():
+                raise ValueError(f"--init_from: {source} does not exist")
+    except ValueError as error:
+        sys.exit(f"train.py: {error}")
     try:
         # The same split as the other modes: --validation_dir, else
         # --validation_fraction of --data_dir held out.
@@ -305,7 +323,6 @@ def train_dai() -> None:
             message = f"data_dir: {message}"
         sys.exit(f"train.py: --{message}")
     try:
-        settings = dai_settings_from_flags(validating=bool(validation_images))
         validation = None
         if validation_images:
             mode = FLAGS.validation_crops
@@ -314,17 +331,7 @@ def train_dai() -> None:
             validation = data.validation_crops(
                 validation_images, settings.image_size, crops=mode
             )
-        nete = None
-        if network == "netm":
-            if not FLAGS.init_from or len(FLAGS.init_from) != 1:
-                raise ValueError(
-                    "--mode=netm needs --init_from=RUN_DIR, one trained NetE run"
-                )
-            # The weights NetE's run serves: its best when it validated.
-            source = run_folder.served_dai_model(FLAGS.init_from[0], "nete")
-            if not source.is_file():
-                raise ValueError(f"--init_from: {source} does not exist")
-            nete = keras.saving.load_model(source)
+        nete = None if source is None else keras.saving.load_model(source)
         batches = dai.crop_stream(settings, network, images=images)
     except (ValueError, FileNotFoundError, NotADirectoryError) as error:
         sys.exit(f"train.py: {error}")

@@ -74,6 +74,11 @@ def ship_dai(run: pathlib.Path, target: pathlib.Path) -> dict:
     `run_folder.served_dai_model`) as the ``.keras`` file that evaluate.py
     loads, and the run's serving SavedModel, which holds the same weights.
 
+    Args:
+        run: A finished ``train.py --mode=nete|netm`` run folder named
+            ``nete-<D>`` or ``netm-<D>``.
+        target: The package's folder of that name (replaced).
+
     Returns:
         The training facts written to ``training.json``: steps, the best
         validation, and the training steps' wall and CPU seconds that the
@@ -81,25 +86,27 @@ def ship_dai(run: pathlib.Path, target: pathlib.Path) -> dict:
     """
     network = run.name.split("-")[0]
     served = run_folder.served_dai_model(run, network)
-    saved_model = run / "export" / network
-    for path in (served, saved_model / "saved_model.pb", run / "config.json"):
+    export = run / run_folder.EXPORT
+    config_file = run / run_folder.CONFIG
+    for path in (served, export / network / "saved_model.pb", config_file):
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing")
     if target.exists():
         shutil.rmtree(target)
-    (target / "export").mkdir(parents=True)
-    shutil.copy2(run / "config.json", target / "config.json")
-    shutil.copy2(served, target / "export" / served.name)
-    shutil.copytree(saved_model, target / "export" / network)
-    config = json.loads((run / "config.json").read_text())
-    best = run / "best" / "best.json"
+    (target / run_folder.EXPORT).mkdir(parents=True)
+    shutil.copy2(config_file, target / run_folder.CONFIG)
+    shutil.copy2(served, target / run_folder.EXPORT / served.name)
+    shutil.copytree(export / network, target / run_folder.EXPORT / network)
+    config = json.loads(config_file.read_text())
+    best = run / run_folder.BEST / run_folder.BEST_RECORD
     facts = {
         "steps": config["steps"],
         "best": json.loads(best.read_text()) if best.exists() else None,
     }
-    validation = run / "validation.jsonl"
-    if validation.exists():
-        last = json.loads(validation.read_text().splitlines()[-1])
+    validation = run / run_folder.HISTORY
+    rows = validation.read_text().splitlines() if validation.exists() else []
+    if rows:
+        last = json.loads(rows[-1])
         for key in ("train_seconds", "train_cpu_seconds"):
             if key in last:
                 facts[key] = round(last[key])

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The recipe of the NetE and NetM models shipped in wgimask/pretrained
-# (Dai et al.'s networks of the paper's Table 2; docs/model-card.md).
+# The recipe of the NetE and NetM models for wgimask/pretrained (Dai et
+# al.'s networks of the paper's Table 2; docs/model-card.md).
 #
 #   bash recipes/train_dai.sh                    # 5, 10 and 20 %, then ship
 #   DENSITIES="0.1" bash recipes/train_dai.sh    # one density
 #
 # Every run has one TensorFlow thread and at least the CPU time of the shipped
 # inpainting model (about 44 minutes of one thread): NetE 45,000 steps, NetM
-# NETM_STEPS steps against the NetE of its density. The NetE runs go side by
+# NETM_EPOCHS x 250 steps against the NetE of its density. The NetE runs go side by
 # side; each NetM starts when its NetE has finished. Rerunning resumes every
 # run from its latest checkpoint.
 set -euo pipefail
@@ -46,7 +46,13 @@ for density in $DENSITIES; do
   density_runs "$density" &
   pids+=($!)
 done
-for pid in "${pids[@]}"; do wait "$pid"; done
+# Every run finishes (or fails) before anything is shipped.
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+if [ "$failed" != 0 ]; then
+  echo "a run failed (see $RUNS/*/train.log); nothing was shipped" >&2
+  exit 1
+fi
 
 if [ -z "${NO_SHIP:-}" ]; then
   names=()

@@ -382,3 +382,10 @@ def test_mixed_precision_outputs_float32():
         sampling_map.numpy().mean(axis=(1, 2, 3)), 0.1, rtol=1e-5
     )
     assert nete.get_config()["dtype_name"] == "mixed_float16"
+
+
+def test_the_evaluations_netm_mask_modes_are_the_binarisations():
+    from wgimask.evaluation.config import NETM_MASK_MODES
+
+    assert set(NETM_MASK_MODES) == set(dai.BINARISATIONS)
+    assert NETM_MASK_MODES[0] == "sampled"  # the default: exact count, spread

@@ -63,7 +63,9 @@ def test_nete_training_lowers_the_loss_checkpoints_and_validates(tmp_path, image
     numbers = sorted(
         int(p.name[5:-6]) for p in (tmp_path / run_folder.CHECKPOINTS).glob("*.index")
     )
-    assert numbers == [5, 10, 12]
+    # Every 5 steps, the last one, and each validated step (6) before its
+    # validation; the newest three are kept.
+    assert numbers == [6, 10, 12]
     saved = json.loads((tmp_path / run_folder.CONFIG).read_text())
     assert saved["network"] == "nete" and saved["width"] == 4
     loaded = keras.saving.load_model(train_dai.model_path(tmp_path, "nete"))

@@ -302,7 +302,7 @@ class DaiModel:
         *,
         seeds=None,
     ):
-        """(N, H, W) bool: NetM's map binarised.
+        """NetM's map binarised.
 
         Args:
             images: (N, H, W, C) images in [0, 1].
@@ -310,6 +310,12 @@ class DaiModel:
             binarisation: One of `wgimask.nn.dai.BINARISATIONS`.
             seeds: One seed per image for the random binarisations (default
                 0 for each); an image's mask depends on its seed only.
+
+        Returns:
+            (N, H, W) bool masks.
+
+        Raises:
+            ValueError: For an unknown binarisation.
         """
         import numpy as np
 
@@ -326,8 +332,10 @@ class DaiModel:
         seeds = [0] * len(images) if seeds is None else list(seeds)
         masks = []
         for one_map, seed in zip(sampling_map, seeds, strict=True):
-            # Seeds wider than int64 fold into a pair (stateless draws).
-            pair = [seed % 2**31, seed // 2**31 % 2**31]
+            # A stateless draw's key is a pair of int64s: an evaluation seed
+            # (uint32, `run.method_seed`) is its first half, as
+            # `dai.sampled_mask(map, D, seed)` takes an int seed.
+            pair = [int(seed) % 2**63, int(seed) >> 63]
             one_map = one_map[None]
             if binarisation == "sampled":
                 masks.append(dai.sampled_mask(one_map, density, pair))

@@ -18,9 +18,10 @@ A *method* is a mask method combined with an inpainting operator, written
   the model-free ones: `wgimask.diffusion.operators`), ``wgain`` (the
   inpainting-only WGAN trained on random masks), ``mg`` (the generator trained
   jointly with the mask GAN of density D), ``nete`` (Dai et al.'s NetE of
-  density D, ``DIR/nete-<D>/export/nete.keras``, 64 px images only); the
-  mask ``netm`` is Dai et al.'s NetM of density D
-  (``DIR/netm-<D>/export/netm.keras``), its map binarised as
+  density D, ``DIR/nete-<D>/export/nete_best.keras``, or ``nete.keras`` for
+  a run that did not validate; 64 px images only); the mask ``netm`` is Dai
+  et al.'s NetM of density D (``DIR/netm-<D>/export/netm_best.keras``, or
+  ``netm.keras``), its map binarised as
   ``netm_masks`` says (default: round(D N) pixels drawn with the map's
   chances).
 
@@ -215,10 +216,12 @@ class _Pipeline:
             )
         elif start_mask is not None:
             if not start_mask.masks.any(axis=(1, 2)).all():
-                # Only a raw mask-GAN mask can be empty; NLPE needs a point.
+                # A raw mask-GAN mask or a Bernoulli NetM mask can be empty;
+                # NLPE needs a point.
                 raise EvaluationError(
                     f"{mask} at density {density:g}: a start mask has no point, "
-                    f"so NLPE has nothing to exchange; use mg_density='exact'"
+                    f"so NLPE has nothing to exchange; use mg_density='exact' "
+                    f"(netm_masks='sampled' for NetM)"
                 )
             masks = np.stack(
                 [
@@ -260,11 +263,12 @@ class _Pipeline:
 
         model_free = method.operator in MODEL_FREE_OPERATORS
         if model_free and not masks.masks.any(axis=(1, 2)).all():
-            # Only a raw mask-GAN mask can be empty; the operators need a point.
+            # A raw mask-GAN mask or a Bernoulli NetM mask can be empty; the
+            # operators need a point.
             raise EvaluationError(
                 f"{method.name} at density {density:g}: a mask has no point, so "
                 f"{method.operator} has nothing to inpaint from; use "
-                f"mg_density='exact'"
+                f"mg_density='exact' (netm_masks='sampled' for NetM)"
             )
         start = time.perf_counter()
         if method.operator == "hd":

@@ -78,7 +78,9 @@ Deviations:
   points do; `topk_mask` keeps the largest values (ties to the lower pixel
   index), deterministic, but the peaks of a smooth map cluster: on the
   validation crops NetE lost 2-3 dB with them against Bernoulli or sampled
-  masks (docs/evaluation.md). All three are available (`BINARISATIONS`).
+  masks (docs/evaluation.md, "NetM's masks"). All three are available
+  (`BINARISATIONS`). Map values above 1 are weights like any other in
+  `sampled_mask` (a larger chance, not certainty, unlike `bernoulli_mask`).
 * Layouts: NHWC instead of NCHW; a transposed-convolution kernel is stored as
   Keras' (k, k, out, in) instead of PyTorch's (in, out, k, k). The padding
   matches: 'same' with a 4x4 kernel and stride 2 pads one pixel on each side,

@@ -14,8 +14,9 @@ A ``--mode=netm`` run folder's ``export/`` holds, beside ``netm.keras``:
 * ``netm/``: SavedModel; ``serving_default`` takes ``image`` (64x64) and
   returns ``mask`` (exactly round(D H W) known pixels drawn with the
   chances of NetM's map, `wgimask.nn.dai.sampled_mask` with the fixed seed
-  `SERVING_SEED`, as the evaluation's default mask ``netm``: the same image
-  gets the same mask; Dai samples a Bernoulli mask instead) and
+  `SERVING_SEED`, as the evaluation's default mask ``netm``: the same
+  request gets the same masks, though an image's mask depends on its place
+  in the batch; Dai samples a Bernoulli mask instead) and
   ``inpainted`` (the frozen NetE
   the run was trained against, known pixels kept): Dai's test pipeline
   (`wgimask.nn.dai.netm_nete_inpaint`) with the exact density.

@@ -168,6 +168,9 @@ def _run(
         timing = _resumed_timing(run_dir, step)
         with stop_requests() as stop:
             while step < settings.steps:
+                if stop and not ran:  # a signal before this call's first step
+                    writer.close()
+                    raise TrainingInterruptedError(step, stop[0])
                 started, started_cpu = time.perf_counter(), time.process_time()
                 try:
                     images = run.check_batch(next(iterator))
@@ -196,17 +199,26 @@ def _run(
                         f"{values['loss']}; the last checkpoint is step {last_saved} "
                         "(lower the learning rate, or check the data)"
                     )
-                if settings.validate_every and step % settings.validate_every == 0:
-                    scores = run.validate(validation)
-                    if best is None or scores["psnr"] > best["psnr"]:
-                        run.save_best(scores["psnr"], step)
-                        best = {"psnr": scores["psnr"], "step": step}
-                    with open(run_dir / run_folder.HISTORY, "a", encoding="utf-8") as f:
-                        f.write(json.dumps({"step": step, **scores, **timing}) + "\n")
-                    values |= {f"validation/{k}": v for k, v in scores.items()}
-                if step % settings.checkpoint_every == 0 or step == settings.steps:
+                validating = (
+                    settings.validate_every and step % settings.validate_every == 0
+                )
+                if (
+                    validating
+                    or step % settings.checkpoint_every == 0
+                    or step == settings.steps
+                ):
+                    # Before the validation: its row and best weights never
+                    # name a step that a resumed run would train again.
                     run.manager.save(checkpoint_number=step)
                     last_saved = step
+                if validating:
+                    scores = run.validate(validation)
+                    chosen = scores[run.selection]
+                    if best is None or chosen > best["psnr"]:
+                        run.save_best(chosen, step)
+                        best = {"psnr": chosen, "step": step}
+                    _append_history(run_dir, {"step": step, **scores, **timing})
+                    values |= {f"validation/{k}": v for k, v in scores.items()}
                 if step % 10 == 0 or "validation/psnr" in values:
                     with writer.as_default(step=step):
                         for name, value in values.items():
@@ -229,14 +241,38 @@ def _run(
         return DaiRun(model=run.model, step=step, metrics=metrics, best=best)
 
 
-def _resumed_timing(run_dir, step: int) -> dict[str, float]:
-    """Wall and CPU seconds of the training steps up to ``step``, from the
-    last validation row at or before it (0 for rows that lack them)."""
+def _history(run_dir) -> list[dict]:
+    """The rows of the run's validation history (lines a killed writer of an
+    older release cut off are skipped)."""
     path = run_dir / run_folder.HISTORY
     rows = []
     if path.exists():
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line]
-    rows = [row for row in rows if row["step"] <= step]
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return [row for row in rows if isinstance(row, dict) and "step" in row]
+
+
+def _append_history(run_dir, row: dict) -> None:
+    """Adds a validation row, dropping rows of its step and later ones (a
+    resumed run's earlier rows of steps it trains again); written whole."""
+    rows = [old for old in _history(run_dir) if old["step"] < row["step"]]
+    path = run_dir / run_folder.HISTORY
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in [*rows, row]))
+    tmp.replace(path)
+
+
+def _resumed_timing(run_dir, step: int) -> dict[str, float]:
+    """The training steps' seconds up to ``step``.
+
+    Wall and CPU seconds as the last validation row at or before ``step``
+    recorded them (0 for rows without them); the steps after that row are
+    not counted, so the sum over resumed runs is a lower bound.
+    """
+    rows = [row for row in _history(run_dir) if row["step"] <= step]
     return {
         key: float(rows[-1].get(key, 0.0)) if rows else 0.0
         for key in ("train_seconds", "train_cpu_seconds")
@@ -325,7 +361,8 @@ def train_netm(
         batches: As for `train_nete`.
         run_dir: The run folder.
         progress: As for `train_nete`; ``density`` is the map's mean and the
-            validation adds ``validation/psnr_topk``.
+            validation adds ``validation/psnr_sampled`` (by which the best
+            weights are chosen) and ``validation/psnr_topk``.
         strategy: A `tf.distribute` strategy; `default_strategy()` if None.
         validation: (N, 64, 64, C) crops, needed with ``validate_every``.
 

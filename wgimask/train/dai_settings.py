@@ -142,6 +142,9 @@ class DaiSettings:
             _non_negative_int(name, getattr(self, name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise ValueError(f"`seed` must be an integer, received {self.seed!r}.")
+        if not 0 <= self.seed < 2**32:
+            # numpy's generators and the data stream's keys take 32 bits.
+            raise ValueError(f"`seed` must be in [0, 2^32), received {self.seed!r}.")
         if not (
             isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
         ):

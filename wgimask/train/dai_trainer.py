@@ -209,12 +209,20 @@ class DaiTrainer:
 
     # --- Validation -----------------------------------------------------------
 
+    @property
+    def selection(self) -> str:
+        """The `validate` score the best weights maximise: NetE's PSNR, NetM's
+        with the masks it is served and evaluated with (``psnr_sampled``)."""
+        return "psnr" if self.network == "nete" else "psnr_sampled"
+
     def validate(self, crops: np.ndarray) -> dict[str, float]:
         """Mean per-image PSNR and MSE on fixed masks, inference mode.
 
         NetE: Bernoulli(D) masks (Dai's ``val``). NetM: its maps binarised by
-        `dai.bernoulli_mask` (Dai's ``val``) as ``psnr``, by `dai.topk_mask`
-        as ``psnr_topk``.
+        `dai.bernoulli_mask` (Dai's ``val``) as ``psnr``, by
+        `dai.sampled_mask` (the evaluation's and the SavedModel's masks) as
+        ``psnr_sampled`` and by `dai.topk_mask` as ``psnr_topk``. The best
+        weights are chosen by `selection`.
         """
         s = self.settings
         sums: dict[str, float] = {}
@@ -232,6 +240,7 @@ class DaiTrainer:
                 maps = self.model({"image": images}, training=False)
                 for key, masks in (
                     ("", dai.bernoulli_mask(maps, seed)),
+                    ("_sampled", dai.sampled_mask(maps, s.density, seed)),
                     ("_topk", dai.topk_mask(maps, s.density)),
                 ):
                     results[key] = self.nete(
@@ -296,7 +305,7 @@ class DaiTrainer:
         model_path(self.run_dir, self.network).parent.mkdir(exist_ok=True)
         # A model with distributed variables saves through a plain copy.
         latest = self.model if self.replicas == 1 else self._copy()
-        latest.save(model_path(self.run_dir, self.network))
+        _save_keras(latest, model_path(self.run_dir, self.network))
         served = latest
         best = checkpoints.latest_intact(self.run_dir / run_folder.BEST)
         if best is not None:
@@ -304,7 +313,7 @@ class DaiTrainer:
             tf.train.Checkpoint(weights=list(copy.weights)).restore(
                 best
             ).assert_existing_objects_matched()
-            copy.save(model_path(self.run_dir, self.network, best=True))
+            _save_keras(copy, model_path(self.run_dir, self.network, best=True))
             served = copy
         folder = model_path(self.run_dir, self.network).parent / self.network
         if self.network == "nete":
@@ -319,6 +328,15 @@ class DaiTrainer:
         copy = self._build(name=self.model.name)
         copy.set_weights(self.model.get_weights())
         return copy
+
+
+def _save_keras(model: keras.Model, path: pathlib.Path) -> None:
+    """Saves a .keras file whole: beside its place, then renamed into it (a
+    run killed while saving leaves no half-written file that a NetM run or
+    the evaluation would load)."""
+    tmp = path.with_name(path.stem + ".partial.keras")
+    model.save(tmp)
+    tmp.replace(path)
 
 
 def _write_json(path: pathlib.Path, value: Mapping) -> None:

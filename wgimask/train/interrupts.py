@@ -25,10 +25,17 @@ class TrainingInterruptedError(Exception):
     def __init__(self, step: int, signum: int, here: bool = True):
         name = signal.Signals(signum).name
         cause = f"by {name}" if here else f"with another worker ({name} there)"
-        super().__init__(
-            f"stopped {cause} after step {step} (checkpoint of step {step} "
-            "written); rerun the same command to resume"
-        )
+        if step == 0:
+            message = (
+                f"stopped {cause} before the first step (nothing trained); "
+                "rerun the same command to start"
+            )
+        else:
+            message = (
+                f"stopped {cause} after step {step} (checkpoint of step {step} "
+                "written); rerun the same command to resume"
+            )
+        super().__init__(message)
         self.step, self.signum = step, signum
 
 
