@@ -182,3 +182,31 @@ def test_the_correction_is_gated_where_a_photo_is_smooth(photo):
         model, mask, diffused = _diffusion_and_learned(picture)
         openings.append(arrays.residual_gate(diffused[None], model.tile).mean())
     assert openings[1] < openings[0]
+
+
+def test_dai_networks_are_shipped_for_every_density(photo):
+    # Table 2's NetE and NetM: the served (best validated) weights, found by
+    # evaluate.py --models=wgimask/pretrained, on a real 64 px crop.
+    from wgimask.evaluation import EvaluationConfig, check_models
+    from wgimask.evaluation.models import DaiModel, model_path
+
+    config = EvaluationConfig(
+        methods=("table2",), models_dir=str(inference.PRETRAINED_DIR)
+    )
+    assert check_models(config)  # NetE, NetM, the joint runs: all present
+    crop = data.center_crop(photo, (64, 64))[None].astype(np.float32)
+    for density in DENSITIES:
+        nete_path = model_path(inference.PRETRAINED_DIR, "nete", density)
+        netm_path = model_path(inference.PRETRAINED_DIR, "netm", density)
+        assert nete_path.name == "nete_best.keras"
+        assert netm_path.name == "netm_best.keras"
+        for path in (nete_path, netm_path):
+            facts = json.loads((path.parents[1] / "training.json").read_text())
+            assert facts["best"]["step"] > 0 and facts["train_cpu_seconds"] > 0
+        netm = DaiModel.load(netm_path, 64)
+        mask = netm.mask(crop, density, seeds=[3])
+        assert mask.sum() == round(density * 64 * 64)
+        nete = DaiModel.load(nete_path, 64)
+        inpainted = nete.inpaint(crop, mask)
+        assert np.isfinite(inpainted).all()
+        np.testing.assert_array_equal(inpainted[0][mask[0]], crop[0][mask[0]])
