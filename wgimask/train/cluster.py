@@ -208,6 +208,31 @@ def reachable(address: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def linger_for_peers(timeout: float = 10.0, interval: float = 0.1) -> None:
+    """The chief waits until the other tasks of its cluster have ended.
+
+    TensorFlow's coordination service runs in the chief; a task still
+    shutting down when the chief's process is gone logs a gRPC error after
+    its last line. So a chief that stops (for a signal, with the others)
+    leaves last: it waits until no other task's port answers, for at most
+    ``timeout`` seconds. Does nothing outside a ``TF_CONFIG`` cluster or in
+    another task.
+    """
+    tf_config = read_tf_config()
+    if not tf_config.get("cluster"):
+        return
+    task, cluster = tf_config["task"], tf_config["cluster"]
+    chief = ("chief", 0) if "chief" in cluster else ("worker", 0)
+    if (task["type"], task["index"]) != chief:
+        return
+    peers = [address for _, address in peer_addresses(tf_config)]
+    deadline = time.monotonic() + timeout
+    while peers and time.monotonic() < deadline:
+        peers = [address for address in peers if reachable(address, timeout=0.2)]
+        if peers:
+            time.sleep(interval)
+
+
 def _end(message: str, status: int) -> None:
     """One line on stderr, then the process ends at once.
 

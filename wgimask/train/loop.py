@@ -392,6 +392,8 @@ def _steps(
                 if step % config.checkpoint_every:
                     trainer.manager.save(checkpoint_number=step)
                 writer.flush()
+                if agree is not None:
+                    agree(0)  # every worker has saved before any leaves
                 raise TrainingInterruptedError(step, signum, here=bool(stop))
             bar.update(
                 step - epoch * config.steps_per_epoch,
