@@ -252,6 +252,15 @@ def _storage_problem(error: Exception) -> str | None:
     return None
 
 
+def _exit_for_data(error: Exception) -> None:
+    """One line naming the folder a data error is about (--data_dir unless
+    the message names --validation_dir), then exit."""
+    message = str(error)
+    if not message.startswith("validation_dir: "):
+        message = f"data_dir: {message}"
+    sys.exit(f"train.py: --{message}")
+
+
 def dai_settings_from_flags(validating: bool = False):
     """Packs the flags into a validated `wgimask.train.dai.DaiSettings`.
 
@@ -318,10 +327,7 @@ def train_dai() -> None:
             seed=FLAGS.seed,
         )
     except (ValueError, FileNotFoundError, NotADirectoryError) as error:
-        message = str(error)
-        if not message.startswith("validation_dir: "):
-            message = f"data_dir: {message}"
-        sys.exit(f"train.py: --{message}")
+        _exit_for_data(error)
     try:
         validation = None
         if validation_images:
@@ -406,10 +412,7 @@ def main(argv):
         # Data problems are reported before any model is built.
         images = loop.prepare_images(config)
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
-        message = str(error)
-        if not message.startswith("validation_dir: "):
-            message = f"data_dir: {message}"
-        sys.exit(f"train.py: --{message}")
+        _exit_for_data(error)
     try:
         # Refused before the workers wait for each other (a worker refused
         # later would leave its peers waiting).

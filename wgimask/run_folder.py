@@ -327,3 +327,51 @@ def served_dai_model(run_dir: str | os.PathLike, network: str) -> pathlib.Path:
     export = pathlib.Path(run_dir) / EXPORT
     best = export / DAI_BEST_MODEL_FILE.format(network=network)
     return best if best.is_file() else export / DAI_MODEL_FILE.format(network=network)
+
+
+def read_history(
+    run_dir: str | os.PathLike, *, skip_damaged: bool = False
+) -> list[dict]:
+    """The rows of a run's validation history (`HISTORY`), oldest first.
+
+    Args:
+        run_dir: The run folder.
+        skip_damaged: Skip lines that are not JSON (a Dai run of an older
+            release appended its rows and could be killed mid-line).
+
+    Returns:
+        The rows ([] without a history).
+    """
+    path = pathlib.Path(run_dir) / HISTORY
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if not skip_damaged:
+                raise
+    return rows
+
+
+def record_validation(
+    run_dir: str | os.PathLike, row: dict, *, skip_damaged: bool = False
+) -> None:
+    """Adds a validation row to `HISTORY`, written whole (beside, renamed).
+
+    Rows of the row's step and later ones are dropped: they belong to an
+    earlier session that stopped before its checkpoint, and the resumed run
+    trains those steps again.
+    """
+    rows = [
+        old
+        for old in read_history(run_dir, skip_damaged=skip_damaged)
+        if old["step"] < row["step"]
+    ]
+    path = pathlib.Path(run_dir) / HISTORY
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in [*rows, row]))
+    tmp.replace(path)

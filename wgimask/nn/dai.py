@@ -220,10 +220,7 @@ def sampled_mask(sampling_map, density: float, seed) -> tf.Tensor:
         tf.shape(p), _as_seed(seed), minval=1e-30, maxval=1.0
     )
     keys = tf.math.log(u) / tf.maximum(p, 1e-30)
-    shape = tf.shape(p)
-    return dither.exact_count_mask(
-        keys, dither.point_count(density, shape[1], shape[2])
-    )
+    return topk_mask(keys, density)
 
 
 def nete_training_masks(shape, density: float, seed) -> tf.Tensor:

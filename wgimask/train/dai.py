@@ -60,7 +60,6 @@ re-exports the names of the other two.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -217,7 +216,9 @@ def _run(
                     if best is None or chosen > best["psnr"]:
                         run.save_best(chosen, step)
                         best = {"psnr": chosen, "step": step}
-                    _append_history(run_dir, {"step": step, **scores, **timing})
+                    run_folder.record_validation(
+                        run_dir, {"step": step, **scores, **timing}, skip_damaged=True
+                    )
                     values |= {f"validation/{k}": v for k, v in scores.items()}
                 if step % 10 == 0 or "validation/psnr" in values:
                     with writer.as_default(step=step):
@@ -241,30 +242,6 @@ def _run(
         return DaiRun(model=run.model, step=step, metrics=metrics, best=best)
 
 
-def _history(run_dir) -> list[dict]:
-    """The rows of the run's validation history (lines a killed writer of an
-    older release cut off are skipped)."""
-    path = run_dir / run_folder.HISTORY
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return [row for row in rows if isinstance(row, dict) and "step" in row]
-
-
-def _append_history(run_dir, row: dict) -> None:
-    """Adds a validation row, dropping rows of its step and later ones (a
-    resumed run's earlier rows of steps it trains again); written whole."""
-    rows = [old for old in _history(run_dir) if old["step"] < row["step"]]
-    path = run_dir / run_folder.HISTORY
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in [*rows, row]))
-    tmp.replace(path)
-
-
 def _resumed_timing(run_dir, step: int) -> dict[str, float]:
     """The training steps' seconds up to ``step``.
 
@@ -272,7 +249,12 @@ def _resumed_timing(run_dir, step: int) -> dict[str, float]:
     recorded them (0 for rows without them); the steps after that row are
     not counted, so the sum over resumed runs is a lower bound.
     """
-    rows = [row for row in _history(run_dir) if row["step"] <= step]
+    rows = run_folder.read_history(run_dir, skip_damaged=True)
+    rows = [
+        row
+        for row in rows
+        if isinstance(row, dict) and "step" in row and row["step"] <= step
+    ]
     return {
         key: float(rows[-1].get(key, 0.0)) if rows else 0.0
         for key in ("train_seconds", "train_cpu_seconds")

@@ -133,13 +133,6 @@ def _check_finite(values: dict, step: int, trainer: Trainer) -> None:
         )
 
 
-def _history(model_dir: pathlib.Path) -> list[dict]:
-    path = model_dir / run_folder.HISTORY
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
-
-
 def _validate_epoch(
     trainer, validation, writer, step: int, best: float, timing: dict
 ) -> float:
@@ -174,14 +167,10 @@ def _validate_epoch(
         best = result["mask_loss"]
         trainer.save_best(best)
     # Earlier lines of a killed session's unfinished epoch are superseded.
-    rows = [row for row in _history(trainer.model_dir) if row["step"] < step]
-    rows.append(
-        {"step": step, **{k: result[k] for k in scalars}, **timing, "best": best}
+    run_folder.record_validation(
+        trainer.model_dir,
+        {"step": step, **{k: result[k] for k in scalars}, **timing, "best": best},
     )
-    path = trainer.model_dir / run_folder.HISTORY
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    tmp.replace(path)
     write_json(trainer.model_dir / run_folder.VALIDATED, {"step": step})
     return best
 
@@ -341,7 +330,9 @@ def _train_loop(trainer: Trainer, train_images, val_images, train_names, agree) 
         else tf.summary.create_noop_writer()
     )
     best = trainer.best_value()
-    previous = [row for row in _history(model_dir) if row["step"] <= start]
+    previous = [
+        row for row in run_folder.read_history(model_dir) if row["step"] <= start
+    ]
     timing = {
         key: previous[-1][key] if previous else 0.0
         for key in ("train_seconds", "train_cpu_seconds")
