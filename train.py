@@ -444,11 +444,12 @@ def main(argv):
         sys.exit(f"train.py: --model_dir {config.model_dir}: {problem}")
     except (loop.TrainingInterruptedError, cluster.WaitInterruptedError) as error:
         print(flush=True)
-        print(f"train.py: {error}", file=sys.stderr, flush=True)
         if isinstance(error, loop.TrainingInterruptedError):
-            # The others stopped after the same step: the chief, host of the
-            # coordination service, leaves last.
-            cluster.linger_for_peers()
+            # The others of a cluster stopped after the same step: the chief,
+            # host of the coordination service, leaves last, this line last.
+            cluster.say_last(f"train.py: {error}")
+        else:  # still waiting for the others: no TensorFlow server yet
+            print(f"train.py: {error}", file=sys.stderr, flush=True)
         sys.exit(128 + error.signum)  # as a shell reports a signal's death
     if trainer.is_chief:
         print(f"Exported models to {config.model_dir}/export")

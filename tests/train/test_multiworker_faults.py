@@ -6,6 +6,7 @@ that test workers can run it beside the others.
 """
 
 import signal
+import sys
 import subprocess
 import time
 
@@ -67,3 +68,27 @@ def test_a_signal_while_waiting_for_the_peers_is_one_line(tmp_path):
         "train.py: stopped by SIGTERM while waiting for the other workers "
         "(nothing was trained or written)"
     )
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_a_stopped_tasks_line_is_its_last_output(index):
+    """say_last: the line reaches stderr, what native code writes to file
+    descriptor 2 afterwards (TensorFlow's note on the others leaving) does not;
+    the chief first waits for its peers (here: none answers)."""
+    script = (
+        "import os\n"
+        "from wgimask.train import cluster\n"
+        "cluster.say_last('train.py: stopped')\n"
+        "os.write(2, b'The tasks have crashed.\\n')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=environment(index, free_ports(2)),
+        timeout=60,
+        check=True,
+    )
+    # (TensorFlow's import writes its start-up notes before.)
+    assert result.stderr.endswith("\ntrain.py: stopped\n")
+    assert "crashed" not in result.stderr

@@ -208,6 +208,12 @@ def reachable(address: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def _is_cluster_chief(tf_config: dict) -> bool:
+    task, cluster = tf_config["task"], tf_config["cluster"]
+    chief = ("chief", 0) if "chief" in cluster else ("worker", 0)
+    return (task["type"], task["index"]) == chief
+
+
 def linger_for_peers(timeout: float = 10.0, interval: float = 0.1) -> None:
     """The chief waits until the other tasks of its cluster have ended.
 
@@ -219,11 +225,7 @@ def linger_for_peers(timeout: float = 10.0, interval: float = 0.1) -> None:
     another task.
     """
     tf_config = read_tf_config()
-    if not tf_config.get("cluster"):
-        return
-    task, cluster = tf_config["task"], tf_config["cluster"]
-    chief = ("chief", 0) if "chief" in cluster else ("worker", 0)
-    if (task["type"], task["index"]) != chief:
+    if not tf_config.get("cluster") or not _is_cluster_chief(tf_config):
         return
     peers = [address for _, address in peer_addresses(tf_config)]
     deadline = time.monotonic() + timeout
@@ -231,6 +233,34 @@ def linger_for_peers(timeout: float = 10.0, interval: float = 0.1) -> None:
         peers = [address for address in peers if reachable(address, timeout=0.2)]
         if peers:
             time.sleep(interval)
+
+
+def say_last(line: str) -> None:
+    """Writes ``line`` to stderr as the process's last output, then lets the
+    cluster's tasks leave in order; for a task that stops with the others.
+
+    A task's TensorFlow runtime logs its peers' leaving: the chief's
+    coordination service reports every task that ends as "crashed", at a
+    moment of its own (under load, after the chief's own stop line). What
+    the runtime writes from here on is about that leaving alone, so the
+    native stderr goes to the null device and ``line`` is written to the
+    real one: the chief first waits for the others (`linger_for_peers`),
+    then writes; another task writes at once, then leaves. Outside a
+    ``TF_CONFIG`` cluster, ``line`` is printed and nothing else changes.
+    """
+    sys.stdout.flush()
+    tf_config = read_tf_config()
+    if not tf_config.get("cluster"):
+        print(line, file=sys.stderr, flush=True)
+        return
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    linger_for_peers()
+    os.write(stderr, f"{line}\n".encode())
+    os.close(stderr)
 
 
 def _end(message: str, status: int) -> None:
