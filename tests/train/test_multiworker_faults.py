@@ -6,8 +6,8 @@ that test workers can run it beside the others.
 """
 
 import signal
-import sys
 import subprocess
+import sys
 import time
 
 import pytest
