@@ -172,41 +172,80 @@ def _fine_residual(un, known, f, x0, b):
     """b = the residual of a guess, colour layout (2, C, H+2, Wh): at every
     unknown pixel the sum of its in-image neighbours' values of v minus
     their count times its own, v = f on the known pixels and x0 elsewhere
-    (the reduced system's b - A x for x = x0); 0 elsewhere."""
+    (the reduced system's b - A x for x = x0); 0 elsewhere.
+
+    Returns the squared norm of each channel's right-hand side (the sums of
+    the known neighbours' values, `_fine_rhs`) from the same pass, so a warm
+    start needs no pass of its own for them.
+    """
     h, w, c = f.shape
     n = b.shape[3]
     row = np.zeros(2 * n)
+    norms = np.zeros(c)
     for r in range(h):
         u0 = un[r + 1]
         for k in range(c):
+            norm = 0.0
             for j in range(w):
                 if u0[j + 1] == 0.0:
                     row[j + 2] = 0.0
                     continue
                 centre = x0[r, j, k]
                 acc = 0.0
+                # The known neighbours' values, summed as `_fine_rhs` does.
+                up = down = left = right = 0.0
                 if r > 0:
-                    acc += (f if known[r - 1, j] else x0)[r - 1, j, k] - centre
+                    if known[r - 1, j]:
+                        v = f[r - 1, j, k]
+                        up = v
+                    else:
+                        v = x0[r - 1, j, k]
+                    acc += v - centre
                 if r + 1 < h:
-                    acc += (f if known[r + 1, j] else x0)[r + 1, j, k] - centre
+                    if known[r + 1, j]:
+                        v = f[r + 1, j, k]
+                        down = v
+                    else:
+                        v = x0[r + 1, j, k]
+                    acc += v - centre
                 if j > 0:
-                    acc += (f if known[r, j - 1] else x0)[r, j - 1, k] - centre
+                    if known[r, j - 1]:
+                        v = f[r, j - 1, k]
+                        left = v
+                    else:
+                        v = x0[r, j - 1, k]
+                    acc += v - centre
                 if j + 1 < w:
-                    acc += (f if known[r, j + 1] else x0)[r, j + 1, k] - centre
+                    if known[r, j + 1]:
+                        v = f[r, j + 1, k]
+                        right = v
+                    else:
+                        v = x0[r, j + 1, k]
+                    acc += v - centre
                 row[j + 2] = acc
+                rhs = left + right + up + down
+                norm += rhs * rhs
+            norms[k] += norm
             _put_row(row, b[:, k], r + 1)
+    return norms
 
 
 @jit
-def _add_guess(known, x0, u):
-    """u += x0 on the unknown pixels (the correction becomes the solution)."""
+def _extract_added(x, known, values, x0, u):
+    """u = values on the known pixels and x0 + x (colour layout) elsewhere:
+    the solution from a warm start's correction x, in one pass."""
     h, w = known.shape
     c = u.shape[2]
     for i in range(h):
         for j in range(w):
-            if not known[i, j]:
+            if known[i, j]:
                 for k in range(c):
-                    u[i, j, k] += x0[i, j, k]
+                    u[i, j, k] = values[i, j, k]
+            else:
+                jj = j + 2
+                col = (i + 1 + jj) & 1
+                for k in range(c):
+                    u[i, j, k] = x0[i, j, k] + x[col, k, i + 1, jj >> 1]
 
 
 @jit
@@ -488,11 +527,12 @@ def _solve_channels(levels, known, values, x0, u, rtol, maxiter, scale, sweeps):
     ds = levels["ds"]
     n = ds[0].shape[2]
     b = np.zeros((2, c, h + 2, n))
-    _fine_rhs(levels["un"], values, b)
-    reference = dot(b, b)
-    if x0 is not None:
+    if x0 is None:
+        _fine_rhs(levels["un"], values, b)
+        reference = dot(b, b)
+    else:
         # Solve A e = b - A x0 for the correction e; u = x0 + e.
-        _fine_residual(levels["un"], known, values, x0, b)
+        reference = _fine_residual(levels["un"], known, values, x0, b)
     rs = [np.zeros((2, c) + x.shape[1:], dtype=np.float32) for x in ds]
     es = [np.zeros((2, c) + x.shape[1:], dtype=np.float32) for x in ds]
     bufs = [np.zeros((c, 2 * x.shape[2] + 4), dtype=np.float32) for x in ds]
@@ -512,7 +552,8 @@ def _solve_channels(levels, known, values, x0, u, rtol, maxiter, scale, sweeps):
         levels["up"], levels["index"], float(scale), int(sweeps), b, x,
         np.zeros(b.shape, dtype=np.float32), float(rtol), reference, int(maxiter),
     )  # fmt: skip
-    _extract(x, known, values, u)
-    if x0 is not None:
-        _add_guess(known, x0, u)
+    if x0 is None:
+        _extract(x, known, values, u)
+    else:
+        _extract_added(x, known, values, x0, u)
     return iterations

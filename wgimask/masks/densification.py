@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import maximum_filter
 
 from wgimask.arrays import as_image, check_density, target_count
 from wgimask.diffusion.inpainting import solve_checked
@@ -80,6 +79,59 @@ def _absolute_error(u, f):
                 acc += abs(u[i, j, k] - f[i, j, k])
             out[i, j] = acc
     return out
+
+
+@jit
+def _row_maximum(row, radius, out):
+    """out[j] = the largest of row[j - radius .. j + radius] (clipped)."""
+    w = row.size
+    for j in range(w):
+        out[j] = row[j]
+    for o in range(1, radius + 1):
+        # The interior without bounds tests (vectorised), then the edges.
+        for j in range(o, w - o):
+            out[j] = max(out[j], row[j - o], row[j + o])
+        for j in range(min(o, w)):
+            out[j] = max(out[j], row[min(j + o, w - 1)])
+        for j in range(max(w - o, 0), w):
+            out[j] = max(out[j], row[max(j - o, 0)])
+
+
+@jit
+def _ranking_scores(error, radius, known):
+    """The flat scores of `grow_mask`'s ranking, in one compiled pass.
+
+    A pixel that holds the largest error of its (2 r + 1) x (2 r + 1) window
+    (clipped at the border) scores its error, any other error - peak - 1
+    (below every window maximum), a known pixel -inf. Equal to scipy's
+    ``maximum_filter(error, 2 r + 1, mode="nearest")`` and the same
+    arithmetic, without its 0.4 s and three 12-megapixel temporaries on a
+    4000x3000 photo.
+    """
+    h, w = error.shape
+    rows = np.empty((h, w))
+    for i in range(h):
+        _row_maximum(error[i], radius, rows[i])
+    score = np.empty(h * w)
+    peak = np.empty(w)
+    for i in range(h):
+        for j in range(w):
+            peak[j] = rows[i, j]
+        for o in range(1, radius + 1):
+            above = rows[max(i - o, 0)]
+            below = rows[min(i + o, h - 1)]
+            for j in range(w):
+                peak[j] = max(peak[j], above[j], below[j])
+        e = error[i]
+        base = i * w
+        for j in range(w):
+            if known[base + j]:
+                score[base + j] = -np.inf
+            elif e[j] >= peak[j]:
+                score[base + j] = e[j]
+            else:
+                score[base + j] = e[j] - peak[j] - 1.0
+    return score
 
 
 def _largest(score: np.ndarray, k: int) -> np.ndarray:
@@ -246,13 +298,8 @@ def grow_mask(f, known, target, *, growth, radius, weights=None, progress=None):
         error = _absolute_error(u, f)
         if weights is not None:
             error = error * weights
-        if radius > 0:
-            peak = maximum_filter(error, size=2 * radius + 1, mode="nearest")
-            # Pixels that are not window maxima rank after all that are.
-            score = np.where(error >= peak, error, error - peak - 1.0).ravel()
-        else:
-            score = error.ravel().copy()
-        score[known] = -np.inf
+        # Pixels that are not window maxima rank after all that are.
+        score = _ranking_scores(error, radius, known)
         known[_largest(score, add)] = True
         count += add
         if progress is not None:
