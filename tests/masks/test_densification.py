@@ -3,9 +3,14 @@
 import numpy as np
 import pytest
 from helpers import photo_crop
+from scipy.ndimage import maximum_filter
 
 from wgimask.baselines import analytic_mask, densification_mask, inpaint
-from wgimask.masks.densification import _largest, densification_radius
+from wgimask.masks.densification import (
+    _largest,
+    _ranking_scores,
+    densification_radius,
+)
 
 
 @pytest.mark.parametrize(
@@ -152,3 +157,18 @@ def test_bad_weights_are_value_errors(weights, message):
         densification_mask(
             np.random.default_rng(0).random((8, 8)), 0.2, weights=weights
         )
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (3, 4), (37, 53)])
+@pytest.mark.parametrize("radius", [0, 1, 2, 7])
+def test_ranking_scores_equal_the_maximum_filters(shape, radius):
+    # The compiled ranking must rank exactly as scipy's window maxima would:
+    # ties (equal errors) included, windows clipped at the border.
+    rng = np.random.default_rng(radius)
+    error = rng.random(shape)
+    error[rng.random(shape) < 0.2] = 0.5
+    known = rng.random(error.size) < 0.3
+    peak = maximum_filter(error, size=2 * radius + 1, mode="nearest")
+    expected = np.where(error >= peak, error, error - peak - 1.0).ravel()
+    expected[known] = -np.inf
+    np.testing.assert_array_equal(_ranking_scores(error, radius, known), expected)
