@@ -37,7 +37,11 @@ from wgimask.masks.densification import (
 )
 
 flags.DEFINE_list("densities", ["0.05", "0.1", "0.2"], "Mask densities.")
-flags.DEFINE_list("settings", ["0.1:0.15", "0.1:0.3", "0.2:0.5"], "START:GROWTH[:grey][:rSPACINGS] settings.")
+flags.DEFINE_list(
+    "settings",
+    ["0.1:0.15", "0.1:0.3", "0.2:0.5"],
+    "START:GROWTH[:grey][:rSPACINGS] settings.",
+)
 FLAGS = flags.FLAGS
 
 

@@ -249,3 +249,10 @@ def test_multigrid_one_channel_at_a_time_on_large_images(monkeypatch):
     split, iterations = multigrid.solve_grid_multigrid(denser, f, rtol=1e-8, x0=joint)
     assert iterations > 0 and np.abs(split - exact).max() < 1e-6
     assert np.array_equal(split[denser], f[denser])
+    # The guess may receive the solution (densification's warm starts), as
+    # the same numbers, the channels solved side by side.
+    guess = joint.copy()
+    into, _ = multigrid.solve_grid_multigrid(denser, f, rtol=1e-8, x0=guess, out=guess)
+    assert into is guess and np.array_equal(into, split)
+    with pytest.raises(ValueError, match="out must be"):
+        multigrid.solve_grid_multigrid(denser, f, rtol=1e-8, out=guess[:5])

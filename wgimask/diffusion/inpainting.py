@@ -418,6 +418,7 @@ def solve_checked(
     solver: str = "auto",
     rtol: float = CG_RTOL,
     initial: np.ndarray | None = None,
+    replace_initial: bool = False,
 ) -> np.ndarray:
     """`inpaint` without its checks, for callers that solve many times.
 
@@ -425,6 +426,10 @@ def solve_checked(
         f: (H, W, C) float64 image with finite values (as `as_image` gives).
         known: (H W,) or (H, W) bool mask with at least one True.
         solver, rtol, initial: as for `inpaint` (``rtol`` already checked).
+        replace_initial: the compiled multigrid may write the inpainting
+            into ``initial`` (a float64 (H, W, C) array the caller no longer
+            needs) instead of a new array: on a 12-megapixel colour photo
+            that is 288 MB less while it solves.
 
     Returns:
         The (H, W, C) float64 inpainting.
@@ -440,11 +445,16 @@ def solve_checked(
         gridmg = _compiled_multigrid()
         # The compiled multigrid needs no sparse grid structure (0.4 s to
         # build at 768x512, mostly its nested-dissection ordering).
+        out = None
         if initial is not None:
+            given = initial
             initial = np.asarray(initial, dtype=np.float64).reshape(h, w, c)
+            if replace_initial and np.shares_memory(initial, given):
+                out = initial
         u, _ = gridmg.solve_grid_multigrid(
-            known.reshape(h, w), values.reshape(h, w, c), rtol=rtol, x0=initial
-        )
+            known.reshape(h, w), values.reshape(h, w, c), rtol=rtol, x0=initial,
+            out=out,
+        )  # fmt: skip
         u = u.reshape(h * w, c)
     else:
         u, _ = solve_cg(grid(h, w), known, values, rtol=rtol)

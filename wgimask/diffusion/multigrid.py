@@ -409,6 +409,7 @@ def solve_grid_multigrid(
     *,
     rtol: float,
     x0: np.ndarray | None = None,
+    out: np.ndarray | None = None,
     maxiter: int = 200,
     scale: float = _OVERCORRECTION,
     sweeps: int = _SWEEPS,
@@ -427,6 +428,9 @@ def solve_grid_multigrid(
             (``rtol`` times the norm of the right-hand side b), so a good
             guess saves iterations, and one that already meets it costs
             none.
+        out: optional (H, W, C) float64 C-contiguous array for the
+            inpainting; it may be ``x0`` itself, which then becomes the
+            solution (one image-sized array less on large photos).
         maxiter: iteration limit.
         scale: scaling of the coarse corrections.
         sweeps: red-black Gauss-Seidel sweeps before and after each coarse
@@ -454,6 +458,9 @@ def solve_grid_multigrid(
                 f"x0 must have the image's shape {values.shape}, got {x0.shape}"
             )
     if known.all():
+        if out is not None:
+            out[...] = values
+            return out, 0
         return values.copy(), 0
     levels = _levels(known)
     if c > 1 and h * w > CHANNEL_SPLIT_PIXELS:
@@ -463,7 +470,16 @@ def solve_grid_multigrid(
         groups = [slice(k, k + 1) for k in range(c)]
     else:
         groups = [slice(0, c)]
-    u = np.empty_like(values)
+    if out is None:
+        u = np.empty_like(values)
+    elif out.shape == values.shape and out.dtype == np.float64:
+        # Each channel reads its own channel of x0 (the residual) before it
+        # writes that channel of u, so out may be x0.
+        u = out
+    else:
+        raise ValueError(
+            f"out must be a float64 array of the image's shape {values.shape}"
+        )
 
     def solve(group):
         return _solve_channels(

@@ -294,7 +294,7 @@ def grow_mask(f, known, target, *, growth, radius, weights=None, progress=None):
         add = min(target - count, max(1, int(round(growth * count))))
         # The last step's inpainting is a good guess: the mask gained a few
         # points (warm start of the iterative solver on large images).
-        u = solve_checked(f, known, rtol=RANKING_RTOL, initial=u)
+        u = solve_checked(f, known, rtol=RANKING_RTOL, initial=u, replace_initial=True)
         error = _absolute_error(u, f)
         if weights is not None:
             error = error * weights
