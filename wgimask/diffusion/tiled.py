@@ -1,0 +1,89 @@
+"""Warm-started inpainting of a large photo in overlapping tiles.
+
+Densification re-solves the whole photo after every step, starting from the
+last step's inpainting. The new points change that inpainting mostly near
+themselves: every known pixel pins the solution, so a change fades within a
+few point spacings. So each tile of `TILE` x `TILE` pixels is solved with
+`PAD` more pixels around it, the pad's outer ring held at the guess's values
+(Dirichlet), and only the tile's own pixels are kept. A tile's vectors fit in
+the processor's caches, where the whole photo's (hundreds of megabytes per
+channel) stream from memory on every pass, and the tiles run side by side on
+the usable cores without sharing any memory traffic: on a 4000x3000 photo
+about 1.8x faster than one whole-image solve, with the same mean error
+(docs/performance.md).
+
+Only for solves whose result ranks pixels (`RANKING_RTOL`); the inpainting a
+command returns is one whole-image solve.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from wgimask.devices import usable_cpu_count
+from wgimask.diffusion import multigrid
+
+__all__ = ["tiled_warm_solve", "TILE", "PAD"]
+
+#: Side of the tiles whose pixels each solve keeps.
+TILE = 512
+#: Pixels solved around a tile; the outermost ring holds the guess's values.
+PAD = 32
+
+
+def _tile_solve(f, known, guess, rtol, y, x):
+    """The inpainting of one tile, solved on the tile and its pad."""
+    h, w, _ = f.shape
+    y0, y1 = max(y - PAD, 0), min(y + TILE + PAD, h)
+    x0, x1 = max(x - PAD, 0), min(x + TILE + PAD, w)
+    mask = known[y0:y1, x0:x1].copy()
+    values = f[y0:y1, x0:x1].copy()
+    start = np.ascontiguousarray(guess[y0:y1, x0:x1])
+    ring = np.zeros(mask.shape, dtype=bool)
+    ring[0] |= y0 > 0
+    ring[-1] |= y1 < h
+    ring[:, 0] |= x0 > 0
+    ring[:, -1] |= x1 < w
+    ring &= ~mask
+    values[ring] = start[ring]
+    mask |= ring
+    u, _ = multigrid.solve_grid_multigrid(mask, values, rtol=rtol, x0=start)
+    return u[y - y0 : y - y0 + TILE, x - x0 : x - x0 + TILE]
+
+
+def tiled_warm_solve(
+    f: np.ndarray, known: np.ndarray, guess: np.ndarray, *, rtol: float
+) -> np.ndarray:
+    """Homogeneous diffusion inpainting of a large image, tile by tile.
+
+    Args:
+        f: (H, W, C) float64 image.
+        known: (H, W) bool mask.
+        guess: (H, W, C) float64 inpainting of a mask with fewer points (the
+            warm start, and the values on every tile's outer ring).
+        rtol: relative residual of each tile's multigrid CG.
+
+    Returns:
+        (H, W, C) float64 inpainting (a new array; the result does not
+        depend on the order in which the tiles run).
+    """
+    h, w, _ = f.shape
+    out = np.empty_like(f)
+    corners = [(y, x) for y in range(0, h, TILE) for x in range(0, w, TILE)]
+
+    def solve(corner):
+        y, x = corner
+        tile = _tile_solve(f, known, guess, rtol, y, x)
+        # Tiles write disjoint parts of out and read only f, known, guess.
+        out[y : y + TILE, x : x + TILE] = tile
+
+    workers = min(len(corners), usable_cpu_count())
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(solve, corners))
+    else:
+        for corner in corners:
+            solve(corner)
+    return out
