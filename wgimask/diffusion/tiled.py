@@ -33,14 +33,26 @@ TILE = 512
 PAD = 32
 
 
+def _window(shape, y, x):
+    """The rows and columns of the tile at (y, x) with its pad."""
+    h, w = shape[:2]
+    return slice(max(y - PAD, 0), min(y + TILE + PAD, h)), slice(
+        max(x - PAD, 0), min(x + TILE + PAD, w)
+    )
+
+
 def _tile_solve(f, known, guess, rtol, y, x):
     """The inpainting of one tile, solved on the tile and its pad."""
     h, w, _ = f.shape
-    y0, y1 = max(y - PAD, 0), min(y + TILE + PAD, h)
-    x0, x1 = max(x - PAD, 0), min(x + TILE + PAD, w)
-    mask = known[y0:y1, x0:x1].copy()
-    values = f[y0:y1, x0:x1].copy()
-    start = np.ascontiguousarray(guess[y0:y1, x0:x1])
+    rows, cols = _window(f.shape, y, x)
+    y0, y1, x0, x1 = rows.start, rows.stop, cols.start, cols.stop
+    mask = known[rows, cols].copy()
+    if guess is None:
+        # No guess (the first step): the pad's edge is a plain image border.
+        u, _ = multigrid.solve_grid_multigrid(mask, f[rows, cols], rtol=rtol)
+        return u[y - y0 : y - y0 + TILE, x - x0 : x - x0 + TILE]
+    values = f[rows, cols].copy()
+    start = np.ascontiguousarray(guess[rows, cols])
     ring = np.zeros(mask.shape, dtype=bool)
     ring[0] |= y0 > 0
     ring[-1] |= y1 < h
@@ -54,24 +66,31 @@ def _tile_solve(f, known, guess, rtol, y, x):
 
 
 def tiled_warm_solve(
-    f: np.ndarray, known: np.ndarray, guess: np.ndarray, *, rtol: float
-) -> np.ndarray:
+    f: np.ndarray, known: np.ndarray, guess: np.ndarray | None, *, rtol: float
+) -> np.ndarray | None:
     """Homogeneous diffusion inpainting of a large image, tile by tile.
 
     Args:
         f: (H, W, C) float64 image.
         known: (H, W) bool mask.
         guess: (H, W, C) float64 inpainting of a mask with fewer points (the
-            warm start, and the values on every tile's outer ring).
+            warm start, and the values on every tile's outer ring), or None:
+            each tile with its pad is then solved on its own, the pad's edge
+            a plain image border (fine for ranking pixels when every pad is
+            a few point spacings wide).
         rtol: relative residual of each tile's multigrid CG.
 
     Returns:
         (H, W, C) float64 inpainting (a new array; the result does not
-        depend on the order in which the tiles run).
+        depend on the order in which the tiles run). None without a guess
+        when a tile and its pad hold no known pixel (nothing pins its
+        solution there; solve the whole image instead).
     """
     h, w, _ = f.shape
-    out = np.empty_like(f)
     corners = [(y, x) for y in range(0, h, TILE) for x in range(0, w, TILE)]
+    if guess is None and not all(known[_window(f.shape, *c)].any() for c in corners):
+        return None
+    out = np.empty_like(f)
 
     def solve(corner):
         y, x = corner

@@ -302,8 +302,11 @@ def grow_mask(f, known, target, *, growth, radius, weights=None, progress=None):
         add = min(target - count, max(1, int(round(growth * count))))
         # The last step's inpainting is a good guess: the mask gained a few
         # points (warm start of the iterative solver on large images).
-        if u is not None and h * w > TILED_PIXELS and multigrid.available():
-            u = tiled_warm_solve(f, known.reshape(h, w), u, rtol=RANKING_RTOL)
+        tiled = None
+        if h * w > TILED_PIXELS and multigrid.available():
+            tiled = tiled_warm_solve(f, known.reshape(h, w), u, rtol=RANKING_RTOL)
+        if tiled is not None:
+            u = tiled
         else:
             u = solve_checked(
                 f, known, rtol=RANKING_RTOL, initial=u, replace_initial=True
