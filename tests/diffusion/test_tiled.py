@@ -23,7 +23,7 @@ def test_tiles_reach_the_whole_image_solution_from_a_guess(small_tiles, monkeypa
     denser = sparse | random_mask(f.shape, 0.02, seed=2)
     exact = inpaint(f, denser, solver="direct")
     guess, _ = multigrid.solve_grid_multigrid(sparse, f, rtol=1e-8)
-    u = tiled.tiled_warm_solve(f, denser, guess, rtol=1e-8)
+    u = tiled.tiled_solve(f, denser, guess, rtol=1e-8)
     # The pad's outer ring keeps the guess's values, so the tiles are close
     # to the solution, not equal to it; far closer than the guess.
     assert np.abs(u - exact).mean() < 0.01 * np.abs(guess - exact).mean()
@@ -31,14 +31,14 @@ def test_tiles_reach_the_whole_image_solution_from_a_guess(small_tiles, monkeypa
     assert np.array_equal(u[denser], f[denser])
     # The same numbers whatever the number of workers (disjoint writes).
     monkeypatch.setattr(tiled, "usable_cpu_count", lambda: 1)
-    assert np.array_equal(tiled.tiled_warm_solve(f, denser, guess, rtol=1e-8), u)
+    assert np.array_equal(tiled.tiled_solve(f, denser, guess, rtol=1e-8), u)
 
 
 def test_without_a_guess_each_padded_tile_is_solved_on_its_own(small_tiles):
     f = photo_crop("astronaut", 96)
     mask = random_mask(f.shape, 0.1, seed=3)
     exact = inpaint(f, mask, solver="direct")
-    u = tiled.tiled_warm_solve(f, mask, None, rtol=1e-8)
+    u = tiled.tiled_solve(f, mask, None, rtol=1e-8)
     # The pad's edge is an image border there: 8 px are a few point
     # spacings at 10 %, so the tiles stay close to the whole-image solution.
     assert np.abs(u - exact).mean() < 2e-3
@@ -47,7 +47,7 @@ def test_without_a_guess_each_padded_tile_is_solved_on_its_own(small_tiles):
     # tiled result, the caller solves the whole image.
     sparse = np.zeros(f.shape[:2], dtype=bool)
     sparse[5, 5] = True
-    assert tiled.tiled_warm_solve(f, sparse, None, rtol=1e-8) is None
+    assert tiled.tiled_solve(f, sparse, None, rtol=1e-8) is None
 
 
 def test_densification_with_tiled_solves_is_as_good(monkeypatch):

@@ -26,7 +26,7 @@ import numpy as np
 from wgimask.devices import usable_cpu_count
 from wgimask.diffusion import multigrid
 
-__all__ = ["tiled_warm_solve", "TILE", "PAD"]
+__all__ = ["tiled_solve", "TILE", "PAD"]
 
 #: Side of the tiles whose pixels each solve keeps.
 TILE = 512
@@ -66,7 +66,7 @@ def _tile_solve(f, known, guess, rtol, y, x):
     return u[y - y0 : y - y0 + TILE, x - x0 : x - x0 + TILE]
 
 
-def tiled_warm_solve(
+def tiled_solve(
     f: np.ndarray, known: np.ndarray, guess: np.ndarray | None, *, rtol: float
 ) -> np.ndarray | None:
     """Homogeneous diffusion inpainting of a large image, tile by tile.

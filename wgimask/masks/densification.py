@@ -37,7 +37,7 @@ from wgimask.arrays import as_image, check_density, target_count
 from wgimask.diffusion import multigrid
 from wgimask.diffusion.inpainting import solve_checked
 from wgimask.diffusion.jit import jit
-from wgimask.diffusion.tiled import tiled_warm_solve
+from wgimask.diffusion.tiled import tiled_solve
 from wgimask.masks.analytic import (
     analytic_density,
     analytic_mask,
@@ -304,7 +304,7 @@ def grow_mask(f, known, target, *, growth, radius, weights=None, progress=None):
         # points (warm start of the iterative solver on large images).
         tiled = None
         if h * w > TILED_PIXELS and multigrid.available():
-            tiled = tiled_warm_solve(f, known.reshape(h, w), u, rtol=RANKING_RTOL)
+            tiled = tiled_solve(f, known.reshape(h, w), u, rtol=RANKING_RTOL)
         if tiled is not None:
             u = tiled
         else:
