@@ -231,24 +231,6 @@ def _fine_residual(un, known, f, x0, b):
 
 
 @jit
-def _extract_added(x, known, values, x0, u):
-    """u = values on the known pixels and x0 + x (colour layout) elsewhere:
-    the solution from a warm start's correction x, in one pass."""
-    h, w = known.shape
-    c = u.shape[2]
-    for i in range(h):
-        for j in range(w):
-            if known[i, j]:
-                for k in range(c):
-                    u[i, j, k] = values[i, j, k]
-            else:
-                jj = j + 2
-                col = (i + 1 + jj) & 1
-                for k in range(c):
-                    u[i, j, k] = x0[i, j, k] + x[col, k, i + 1, jj >> 1]
-
-
-@jit
 def _coarsen(d, wx, wy, w):
     """Galerkin coarse stencil of 2x2 aggregation, colour layout in and out.
 
@@ -330,8 +312,10 @@ def _colour_plane(a):
 
 
 @jit
-def _extract(x, known, values, u):
-    """u = values on the known pixels and x (colour layout) elsewhere."""
+def _extract(x, known, values, x0, added, u):
+    """u = values on the known pixels and x (colour layout) elsewhere, plus
+    x0 there if ``added``: the solution from a warm start's correction x,
+    in the same pass (without a guess, pass any array of u's shape as x0)."""
     h, w = known.shape
     c = u.shape[2]
     for i in range(h):
@@ -343,7 +327,8 @@ def _extract(x, known, values, u):
                 jj = j + 2
                 col = (i + 1 + jj) & 1
                 for k in range(c):
-                    u[i, j, k] = x[col, k, i + 1, jj >> 1]
+                    v = x[col, k, i + 1, jj >> 1]
+                    u[i, j, k] = x0[i, j, k] + v if added else v
 
 
 @jit
@@ -568,8 +553,5 @@ def _solve_channels(levels, known, values, x0, u, rtol, maxiter, scale, sweeps):
         levels["up"], levels["index"], float(scale), int(sweeps), b, x,
         np.zeros(b.shape, dtype=np.float32), float(rtol), reference, int(maxiter),
     )  # fmt: skip
-    if x0 is None:
-        _extract(x, known, values, u)
-    else:
-        _extract_added(x, known, values, x0, u)
+    _extract(x, known, values, values if x0 is None else x0, x0 is not None, u)
     return iterations
